@@ -1,0 +1,40 @@
+"""ChaCha20-Poly1305 (RFC 8439, the IETF variant: 96-bit nonce) through cryptography (OpenSSL).
+
+Why this AEAD and not AES-256-GCM is argued in spec/protocol.md (constant time in software on
+every CPU, no dependency on AES instructions). Keys are 32 bytes, nonces 12 bytes, tags 16 bytes.
+The protocol never draws nonces at random: each key is used for exactly one message.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from entrenous.errors import AuthenticationError
+
+KEY_SIZE = 32
+NONCE_SIZE = 12
+TAG_SIZE = 16
+
+
+def seal(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    """Encrypt and authenticate ``plaintext`` with ``ad``; returns ciphertext || tag."""
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"AEAD key must be {KEY_SIZE} bytes, got {len(key)}")
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError(f"AEAD nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
+    return ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
+
+
+def open_(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
+    """Check and decrypt; raises the opaque :class:`AuthenticationError` on any failure."""
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"AEAD key must be {KEY_SIZE} bytes, got {len(key)}")
+    if len(nonce) != NONCE_SIZE:
+        raise ValueError(f"AEAD nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
+    if len(ciphertext) < TAG_SIZE:
+        raise AuthenticationError()
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, ad)
+    except InvalidTag:
+        raise AuthenticationError() from None

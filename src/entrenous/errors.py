@@ -1,0 +1,140 @@
+"""The exception hierarchy of entrenous.
+
+Every error the library raises on purpose derives from :class:`EntrenousError`, split by fault:
+
+* :class:`PeerError`: the input came from the other side (or an attacker on the way) and is
+  unacceptable: malformed, tampered, replayed, from an unknown prekey. The caller did nothing wrong.
+* :class:`LimitExceeded`: an input or a state would go beyond a documented limit. It carries the
+  limit and the value so the caller can log them (numbers only, never content).
+* :class:`StateError`: serialised state (a session, a prekey pool) is unreadable or from another
+  version of the library.
+* :class:`UsageError`: the caller asked for something the API does not allow in this state.
+
+Programmer mistakes of type or shape (passing ``str`` where ``bytes`` is required) stay builtin
+``TypeError`` / ``ValueError``, as in the standard library.
+
+Every authentication failure (AEAD tag, signature) is the single opaque
+:class:`AuthenticationError`: its message never says which check failed, so it cannot serve as an
+oracle. No message of any error in this module contains key material, plaintext or other secret
+bytes.
+
+This module imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "EntrenousError",
+    "EnvelopeTooLarge",
+    "InvalidKey",
+    "LimitExceeded",
+    "MalformedBundle",
+    "MalformedEnvelope",
+    "MessageGapTooLarge",
+    "PeerError",
+    "PlaintextTooLarge",
+    "PrekeyConsumed",
+    "ReplayError",
+    "StateError",
+    "UnknownPrekey",
+    "UnsupportedVersion",
+    "UsageError",
+]
+
+
+class EntrenousError(Exception):
+    """Root of every error entrenous raises on purpose."""
+
+
+# --- the peer sent something unacceptable -------------------------------------------------
+
+
+class PeerError(EntrenousError):
+    """The input came from the peer or the network and cannot be accepted."""
+
+
+class MalformedEnvelope(PeerError):
+    """An envelope is not well-formed: wrong types, unknown fields, truncation, trailing bytes."""
+
+
+class MalformedBundle(PeerError):
+    """A prekey bundle or a serialised public identity is not well-formed."""
+
+
+class UnsupportedVersion(PeerError):
+    """An envelope, bundle or identity carries a version this code does not know."""
+
+    def __init__(self, what: str, version: object) -> None:
+        shown = version if isinstance(version, int) and not isinstance(version, bool) else "?"
+        super().__init__(f"unsupported {what} version {shown}")
+        self.what = what
+        self.version = version
+
+
+class AuthenticationError(PeerError):
+    """Authentication failed. Deliberately opaque: it never says which check failed."""
+
+    def __init__(self, message: str = "authentication failed") -> None:
+        super().__init__(message)
+
+
+class InvalidKey(PeerError):
+    """A public key is unusable (for example an X25519 key giving an all-zero shared secret)."""
+
+
+class ReplayError(PeerError):
+    """The message was already received, or its key was already used or discarded."""
+
+
+class UnknownPrekey(PeerError):
+    """An initial message names a prekey this party does not hold (never issued or expired)."""
+
+
+class PrekeyConsumed(UnknownPrekey):
+    """An initial message names a one-time prekey that was already consumed."""
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+class LimitExceeded(EntrenousError):
+    """A documented limit would be exceeded. ``limit`` and ``value`` carry the numbers."""
+
+    def __init__(self, what: str, limit: int, value: int) -> None:
+        super().__init__(f"{what}: {value} exceeds the limit of {limit}")
+        self.what = what
+        self.limit = limit
+        self.value = value
+
+
+class EnvelopeTooLarge(LimitExceeded, PeerError):
+    """An envelope is larger than the maximum envelope size; it was not parsed."""
+
+    def __init__(self, limit: int, value: int) -> None:
+        super().__init__("envelope size in bytes", limit, value)
+
+
+class PlaintextTooLarge(LimitExceeded):
+    """A plaintext handed to ``encrypt`` is larger than the maximum plaintext size."""
+
+    def __init__(self, limit: int, value: int) -> None:
+        super().__init__("plaintext size in bytes", limit, value)
+
+
+class MessageGapTooLarge(LimitExceeded, PeerError):
+    """A message skips more messages of one chain than the ratchet keeps keys for."""
+
+    def __init__(self, limit: int, value: int) -> None:
+        super().__init__("skipped messages in one chain", limit, value)
+
+
+# --- serialised state and API misuse -------------------------------------------------------
+
+
+class StateError(EntrenousError):
+    """Serialised state cannot be loaded: corrupt, truncated, or from an unknown version."""
+
+
+class UsageError(EntrenousError):
+    """The API was used in a way it does not allow in the current state."""

@@ -27,19 +27,28 @@ __all__ = [
     "AuthenticationError",
     "EntrenousError",
     "EnvelopeTooLarge",
+    "IdentityChanged",
     "InvalidKey",
     "LimitExceeded",
     "MalformedBundle",
     "MalformedEnvelope",
     "MessageGapTooLarge",
+    "PayloadTooLarge",
     "PeerError",
     "PlaintextTooLarge",
     "PrekeyConsumed",
     "ReplayError",
+    "SafetyNumberMismatch",
+    "SchemaTooNew",
     "StateError",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreLocked",
+    "UnknownConversation",
     "UnknownPrekey",
     "UnsupportedVersion",
     "UsageError",
+    "WrongKey",
 ]
 
 
@@ -138,3 +147,55 @@ class StateError(EntrenousError):
 
 class UsageError(EntrenousError):
     """The API was used in a way it does not allow in the current state."""
+
+
+class SafetyNumberMismatch(UsageError):
+    """``mark_verified`` was given a safety number that is not this conversation's."""
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+
+class StoreError(EntrenousError):
+    """The encrypted store cannot be opened or used. Nothing on disk was changed."""
+
+
+class WrongKey(StoreError):
+    """The key or passphrase does not open this store."""
+
+
+class StoreLocked(StoreError):
+    """Another process (or another open Client) owns this store."""
+
+
+class StoreCorrupt(StoreError):
+    """The file is not an entrenous store, or it is damaged or truncated."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer version of entrenous than this one."""
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"store schema version {found} is newer than this library supports ({supported})"
+        )
+        self.found = found
+        self.supported = supported
+
+
+class UnknownConversation(PeerError):
+    """An envelope belongs to no conversation this client has (and starts none)."""
+
+
+class IdentityChanged(PeerError):
+    """A peer known under a label came back with another identity key.
+
+    Never silent: the application decides (and may accept with ``accept_identity_change``).
+    """
+
+
+class PayloadTooLarge(LimitExceeded):
+    """A message's text or structured payload is larger than the maximum payload size."""
+
+    def __init__(self, limit: int, value: int) -> None:
+        super().__init__("message payload size in bytes", limit, value)

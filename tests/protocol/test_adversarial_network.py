@@ -256,7 +256,9 @@ class AdversarialNetwork(RuleBasedStateMachine):
     def attack(self, choice: int, how: str, where: int, value: int, tail: bytes) -> None:
         """Tamper with an envelope (any, delivered or not) and deliver it; or forge a header far
         beyond the window; or reflect an envelope to the party that wrote it."""
-        flight = self.pick(self.flights, choice)
+        # Mostly envelopes still on their way: their keys are live, the interesting case.
+        waiting = self.undelivered()
+        flight = self.pick(waiting if waiting and choice % 4 else self.flights, choice // 4)
         data = flight.data
         receiver = flight.receiver
         if how == "flip":

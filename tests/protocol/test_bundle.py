@@ -32,7 +32,7 @@ def resigned(owner: Identity, bundle: bytes, changes: dict[int, Any]) -> bytes:
     fields = unpack(bundle)[:B_SIG]
     for index, value in changes.items():
         fields[index] = value
-    return sign_bundle(owner.sign, [pack(f) for f in fields])
+    return sign_bundle(owner._sign, [pack(f) for f in fields])
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_signature_covers_label_and_every_byte_before_it(
     # An independent encoder, following spec/bundle.md, reproduces the bundle byte for byte
     # (Ed25519 signatures are deterministic).
     encoded = [pack(f) for f in unpack(raw)[:B_SIG]]
-    assert sign_bundle(owner.sign, encoded) == raw
+    assert sign_bundle(owner._sign, encoded) == raw
     owner.public.verify_key.verify(raw[-64:], LABEL_BUNDLE_SIGNATURE + raw[:-66])
     assert raw[-66:-64] == b"\xc4\x40"
 
@@ -101,9 +101,9 @@ def test_bundle_signed_by_another_key_or_without_the_label_is_refused(
     _owner, _pool, raw = owner_and_bundle
     encoded = [pack(f) for f in unpack(raw)[:B_SIG]]
     other = Identity.generate()
-    by_other = sign_bundle(other.sign, encoded)
+    by_other = sign_bundle(other._sign, encoded)
     prefix = raw[:-66]
-    no_label = prefix + pack(_owner.sign(prefix))
+    no_label = prefix + pack(_owner._sign(prefix))
     zero_signature = prefix + pack(bytes(64))
     for bad in (by_other, no_label, zero_signature):
         with pytest.raises(AuthenticationError):
@@ -245,7 +245,7 @@ def test_bundle_with_wrong_field_count_is_malformed(
     fields = unpack(raw)[:B_SIG]
     encoded = [pack(f) for f in ([*fields, b"extra"])[: count - 1]]
     with pytest.raises(MalformedBundle):
-        PrekeyBundle.from_bytes(sign_bundle(owner.sign, encoded))
+        PrekeyBundle.from_bytes(sign_bundle(owner._sign, encoded))
 
 
 @pytest.mark.req("BUN-03")
@@ -271,14 +271,14 @@ def test_bundle_with_non_canonical_encoding_is_malformed_even_when_signed(
     for name, (index, form) in long_forms.items():
         changed = list(encoded)
         changed[index] = form
-        bad = sign_bundle(owner.sign, changed)
+        bad = sign_bundle(owner._sign, changed)
         with pytest.raises(MalformedBundle):
             PrekeyBundle.from_bytes(bad)
         assert name
     # array16 header instead of fixarray for the ten elements
     prefix = b"\xdc\x00\x0a" + b"".join(encoded)
     with pytest.raises(MalformedBundle):
-        PrekeyBundle.from_bytes(prefix + pack(owner.sign(LABEL_BUNDLE_SIGNATURE + prefix)))
+        PrekeyBundle.from_bytes(prefix + pack(owner._sign(LABEL_BUNDLE_SIGNATURE + prefix)))
 
 
 @pytest.mark.req("BUN-03")

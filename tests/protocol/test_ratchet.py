@@ -384,8 +384,28 @@ def test_new_chain_gap_is_refused_before_the_previous_chain_is_completed(
     calls = count_derivations(monkeypatch)
     error = refused(lambda: b.decrypt(envelopes[-1]), b.to_bytes, MessageGapTooLarge)
     assert isinstance(error, MessageGapTooLarge)
-    assert error.value == MAX_SKIP + 1
+    # The bound covers both chains: 10 left of the previous chain plus n = MAX_SKIP + 1.
+    assert error.value == MAX_SKIP + 1 + 10
     assert calls == [], f"{len(calls)} keys derived before the gap was refused"
+
+
+@pytest.mark.req("RAT-05")
+def test_one_bound_covers_the_previous_chain_and_the_new_one() -> None:
+    """A new-chain message may make the receiver derive MAX_SKIP keys in all, not per chain."""
+    for left, new, accepted in ((1000, 1000, True), (1000, 1001, False), (0, 2000, True)):
+        a, b = established()
+        assert b.decrypt(a.encrypt(b"")) == b""
+        send_many(a, left)  # Bob has not seen these: the rest of Alice's current chain
+        exchange(b, a, b"reply")  # Alice's next send takes a DH step
+        envelopes = send_many(a, new + 1)  # n = 0 .. new on the new chain
+        if accepted:
+            assert b.decrypt(envelopes[-1]) == b""
+        else:
+            error = refused(
+                lambda e=envelopes[-1], s=b: s.decrypt(e), b.to_bytes, MessageGapTooLarge
+            )
+            assert isinstance(error, MessageGapTooLarge)
+            assert (error.limit, error.value) == (MAX_SKIP, left + new)
 
 
 @pytest.mark.req("RAT-05", "RAT-08")

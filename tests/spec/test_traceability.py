@@ -359,13 +359,13 @@ def test_statement_belonging_to_an_id_passes(tmp_path: Path, text: str) -> None:
 def test_unknown_prefix_is_text_but_gets_a_hint(tmp_path: Path) -> None:
     make_tree(
         tmp_path,
-        {"spec/x.md": "- **SHA-256** is the hash.\n- **STO-01** The store MUST fsync.\n"},
+        {"spec/x.md": "- **SHA-256** is the hash.\n- **QQQ-01** The store MUST fsync.\n"},
     )
     scan = trace.scan_spec(tmp_path)
     assert scan.requirements == []
     [problem] = scan.problems
     assert problem.where == "spec/x.md:2"
-    assert "STO-01 has an unknown prefix" in problem.message
+    assert "QQQ-01 has an unknown prefix" in problem.message
     assert "PREFIXES" in problem.message
 
 

@@ -63,7 +63,7 @@ class PrekeyBundle:
         fields = wire.unpack_array(
             data, max_array_len=_FIELDS, what="prekey bundle", error=MalformedBundle
         )
-        if not fields or not wire.is_uint(fields[0], 255):
+        if not fields or type(fields[0]) is not int:
             raise MalformedBundle("prekey bundle is not well-formed")
         if fields[0] != BUNDLE_VERSION:
             raise UnsupportedVersion("prekey bundle", fields[0])
@@ -87,12 +87,17 @@ class PrekeyBundle:
             raise MalformedBundle("prekey bundle is not well-formed")
         identity = PublicIdentity.from_bytes(ident)
         identity.verify_key.verify(signature, LABEL_BUNDLE_SIGNATURE + data[:-_SIGNATURE_OBJECT])
+        signed_prekey = X25519PublicKey(spk)
+        signed_prekey.check_not_low_order()
+        one_time_prekey = None if opk is None else X25519PublicKey(opk)
+        if one_time_prekey is not None:
+            one_time_prekey.check_not_low_order()
         return cls(
             identity=identity,
             signed_prekey_id=spk_id,
-            signed_prekey=X25519PublicKey(spk),
+            signed_prekey=signed_prekey,
             one_time_prekey_id=opk_id,
-            one_time_prekey=None if opk is None else X25519PublicKey(opk),
+            one_time_prekey=one_time_prekey,
             kem_prekey_id=kem_id,
             kem_prekey=KemPublicKey(kem),
             kem_last_resort=last_resort,
@@ -137,5 +142,5 @@ def encode_bundle(
     # The prefix is the encoding of the whole array up to (not including) the signature: the
     # fixarray header announces all ten fields.
     prefix = bytes([0x90 | _FIELDS]) + wire.pack(fields)[1:]
-    signature = identity.sign(LABEL_BUNDLE_SIGNATURE + prefix)
+    signature = identity._sign(LABEL_BUNDLE_SIGNATURE + prefix)
     return prefix + wire.pack(signature)

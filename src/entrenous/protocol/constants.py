@@ -40,9 +40,10 @@ HANDSHAKE_KDF_PREFIX: Final = b"\xff" * 32
 # --- limits ------------------------------------------------------------------------------------
 
 #: The most messages one receiving chain may skip in one step. A gap beyond it is refused
-#: (MessageGapTooLarge) before any key is derived: deriving keys costs two HMACs each, so an
-#: attacker naming n = 2**32 - 1 must not make us loop. Same bound as vodozemac's MAX_MESSAGE_GAP
-#: and libsignal's MAX_FORWARD_JUMPS is 25,000; 2,000 covers a realistic offline backlog.
+#: (MessageGapTooLarge) before any key is derived: each skipped key costs an HMAC, so an
+#: attacker naming n = 2**32 - 1 must not make us loop. The bound covers the whole message: a
+#: new chain's n plus the rest of the previous chain. vodozemac's MAX_MESSAGE_GAP is also 2,000
+#: (libsignal allows 25,000); 2,000 covers a realistic offline backlog.
 MAX_SKIP: Final = 2000
 #: The most skipped message keys kept per receiving chain; when a new gap would exceed it, the
 #: oldest skipped keys of that chain are discarded first (their messages become undecryptable).
@@ -69,6 +70,11 @@ SIGNED_PREKEY_ROTATION: Final = 7 * 24 * 3600
 SIGNED_PREKEY_GRACE: Final = 30 * 24 * 3600
 #: The most one-time prekeys of each kind a pool holds before the oldest unused are dropped.
 MAX_ONE_TIME_PREKEYS: Final = 10000
-#: The most handshakes remembered per last-resort prekey for replay detection; beyond it the
-#: pool rotates the last-resort prekey so the cache stays bounded.
+#: The most handshakes remembered per last-resort prekey for replay detection; beyond it that
+#: generation accepts no more last-resort handshakes (the next rotation starts a fresh memory).
 MAX_REPLAY_CACHE: Final = 100000
+#: Generations a pool can hold: one current, and those replaced within the grace period (one
+#: rotation a week, 30 days of grace); on-demand rotations beyond it drop the oldest.
+MAX_GENERATIONS: Final = 8
+#: Largest serialised prekey pool accepted (full one-time pools and replay memories fit).
+MAX_POOL_STATE_SIZE: Final = 16 * 1024 * 1024

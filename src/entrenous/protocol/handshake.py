@@ -39,7 +39,7 @@ from entrenous.protocol.identity import Identity, PublicIdentity
 from entrenous.protocol.prekeys import PrekeyLookup
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class HandshakeSecrets:
     """The handshake's outputs. Secret: its repr shows the session id only."""
 

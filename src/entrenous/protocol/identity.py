@@ -69,6 +69,7 @@ class PublicIdentity:
         dh_key = X25519PublicKey(data[33:65])
         binding = data[65:]
         verify_key.verify(binding, LABEL_IDENTITY_BINDING + dh_key.to_bytes())
+        dh_key.check_not_low_order()
         return cls(verify_key, dh_key, binding)
 
     @classmethod
@@ -151,10 +152,11 @@ class Identity:
         """The public identity to publish and compare."""
         return self._public
 
-    def sign(self, message: bytes) -> bytes:
-        """Sign ``message`` with the identity's Ed25519 key.
+    def _sign(self, message: bytes) -> bytes:
+        """Sign ``message`` with the identity's Ed25519 key (library use only).
 
-        Callers always prefix ``message`` with a label of their own (domain separation).
+        Private on purpose: every caller prefixes ``message`` with a label of its own, and an
+        application signing bytes it does not control could otherwise forge a bundle.
         """
         return self._signing.sign(message)
 

@@ -26,7 +26,9 @@ from entrenous.errors import PrekeyConsumed, ReplayError, StateError, UnknownPre
 from entrenous.protocol import wire
 from entrenous.protocol.bundle import encode_bundle
 from entrenous.protocol.constants import (
+    MAX_GENERATIONS,
     MAX_ONE_TIME_PREKEYS,
+    MAX_POOL_STATE_SIZE,
     MAX_REPLAY_CACHE,
     MAX_UINT32,
     PREKEY_POOL_VERSION,
@@ -44,10 +46,20 @@ class _Generation:
     kem_prekey: KemPrivateKey
     created_at: int
     replaced_at: int | None = None
-    seen_sessions: set[bytes] = field(default_factory=set)
+    # Insertion-ordered set of the session ids of last-resort handshakes (dict keys).
+    seen_sessions: dict[bytes, None] = field(default_factory=dict)
+
+    def retired_at(self) -> int:
+        """When this generation stopped being current: replaced, or due for rotation."""
+        due = self.created_at + SIGNED_PREKEY_ROTATION
+        return due if self.replaced_at is None else min(self.replaced_at, due)
+
+    def expired(self, now: int) -> bool:
+        """True once the grace period after retirement is over (PK-02)."""
+        return now >= self.retired_at() + SIGNED_PREKEY_GRACE
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class PrekeyLookup:
     """The private keys an initial message names, found but not yet consumed."""
 
@@ -102,7 +114,8 @@ class PrekeyPool:
         """Start a new generation now; the previous one enters its grace period."""
         _check_time(now)
         if self._generations:
-            self._generations[0].replaced_at = now
+            current = self._generations[0]
+            current.replaced_at = min(now, current.retired_at())
         generation = _Generation(
             signed_prekey_id=self._new_id(),
             signed_prekey=X25519PrivateKey.generate(),
@@ -111,16 +124,28 @@ class PrekeyPool:
             created_at=now,
         )
         self._generations.insert(0, generation)
+        del self._generations[MAX_GENERATIONS:]
         self.expire(now=now)
 
     def expire(self, *, now: int) -> None:
-        """Delete generations whose grace period is over (and their replay memory)."""
+        """Delete replaced generations whose grace period is over (and their replay memory).
+
+        The current generation stays until :meth:`rotate` replaces it; once it is past its
+        rotation age plus the grace period, :meth:`lookup` refuses it all the same.
+        """
         _check_time(now)
-        self._generations = [
-            g
-            for g in self._generations
-            if g.replaced_at is None or now - g.replaced_at < SIGNED_PREKEY_GRACE
-        ]
+        current, *older = self._generations
+        self._generations = [current, *(g for g in older if not g.expired(now))]
+
+    def maintain(self, *, now: int) -> bool:
+        """Rotate if the signed prekey is due, and expire old generations.
+
+        Returns True if the pool changed (the caller saves it, and republishes bundles).
+        """
+        _check_time(now)
+        before = [g.signed_prekey_id for g in self._generations]
+        self._maintain(now)
+        return [g.signed_prekey_id for g in self._generations] != before
 
     def _maintain(self, now: int) -> _Generation:
         _check_time(now)
@@ -158,7 +183,7 @@ class PrekeyPool:
     def last_resort_bundle(self, *, now: int) -> bytes:
         """A signed bundle without one-time keys, for when the one-time keys have run out.
 
-        Handshakes from it lack the one-time prekey's extra forward secrecy (spec/handshake.md);
+        Handshakes from it lack the one-time prekey's extra forward secrecy (spec/protocol.md);
         their replays are detected by the pool's replay memory.
         """
         generation = self._maintain(now)
@@ -199,10 +224,7 @@ class PrekeyPool:
         generation = next(
             (g for g in self._generations if g.signed_prekey_id == signed_prekey_id), None
         )
-        if generation is None or (
-            generation.replaced_at is not None
-            and now - generation.replaced_at >= SIGNED_PREKEY_GRACE
-        ):
+        if generation is None or generation.expired(now):
             raise UnknownPrekey("initial message names an unknown or expired signed prekey")
         one_time: X25519PrivateKey | None = None
         if one_time_prekey_id is not None:
@@ -220,7 +242,9 @@ class PrekeyPool:
             if session_id in generation.seen_sessions:
                 raise ReplayError("initial message replayed against a last-resort prekey")
             if len(generation.seen_sessions) >= MAX_REPLAY_CACHE:
-                raise UnknownPrekey("initial message names a retired last-resort prekey")
+                # Bounded memory: no more last-resort handshakes on this generation; the next
+                # rotation brings a fresh one.
+                raise UnknownPrekey("the last-resort prekey's replay memory is full")
         return PrekeyLookup(
             signed_prekey=generation.signed_prekey,
             one_time_prekey=one_time,
@@ -232,9 +256,11 @@ class PrekeyPool:
         )
 
     def _missing(self, prekey_id: int) -> UnknownPrekey:
-        if prekey_id < self._next_id:
-            return PrekeyConsumed("initial message names a one-time prekey already consumed")
-        return UnknownPrekey("initial message names a prekey that was never issued")
+        if prekey_id >= self._next_id:
+            return UnknownPrekey("initial message names a prekey that was never issued")
+        if any(prekey_id in (g.signed_prekey_id, g.kem_prekey_id) for g in self._generations):
+            return UnknownPrekey("initial message names a prekey of the wrong kind")
+        return PrekeyConsumed("initial message names a one-time prekey no longer held (consumed)")
 
     def consume(self, found: PrekeyLookup, *, session_id: bytes, now: int) -> None:
         """Commit a handshake that authenticated: delete its one-time keys, remember replays."""
@@ -243,15 +269,8 @@ class PrekeyPool:
         if found.kem_one_time:
             self._one_time_kem.pop(found._kem_prekey_id, None)
         if found.one_time_prekey is None and not found.kem_one_time:
-            generation = found._generation
-            generation.seen_sessions.add(session_id)
-            if (
-                len(generation.seen_sessions) >= MAX_REPLAY_CACHE
-                and generation is (self._generations[0])
-            ):
-                # Keep the memory bounded: a fresh generation starts a fresh memory; the full
-                # one stops accepting last-resort handshakes (see lookup) until it expires.
-                self.rotate(now=now)
+            found._generation.seen_sessions[session_id] = None
+        self.expire(now=now)
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -274,7 +293,7 @@ class PrekeyPool:
                         g.kem_prekey.to_seed(),
                         g.created_at,
                         g.replaced_at,
-                        sorted(g.seen_sessions),
+                        list(g.seen_sessions),
                     ]
                     for g in self._generations
                 ],
@@ -286,6 +305,10 @@ class PrekeyPool:
     @classmethod
     def from_bytes(cls, data: bytes, identity: Identity) -> PrekeyPool:
         """Load a pool saved by :meth:`to_bytes`; raise :class:`StateError` if unreadable."""
+        if not isinstance(data, bytes):
+            raise TypeError("prekey pool state must be bytes")
+        if len(data) > MAX_POOL_STATE_SIZE:
+            raise StateError("prekey pool state is larger than any valid state")
         fields = wire.unpack_array(
             data,
             max_array_len=max(MAX_ONE_TIME_PREKEYS, MAX_REPLAY_CACHE) + 1,
@@ -293,7 +316,7 @@ class PrekeyPool:
             what="prekey pool state",
             error=StateError,
         )
-        if not fields or not wire.is_uint(fields[0], 2**16):
+        if not fields or not wire.is_uint(fields[0], 2**16) or fields[0] < 1:
             raise StateError("prekey pool state is not readable")
         if fields[0] > PREKEY_POOL_VERSION:
             raise StateError(
@@ -314,15 +337,27 @@ class PrekeyPool:
                         kem_prekey=KemPrivateKey(kem),
                         created_at=_uint(created),
                         replaced_at=None if replaced is None else _uint(replaced),
-                        seen_sessions={_bytes16(s) for s in seen},
+                        seen_sessions=dict.fromkeys(_bytes16(s) for s in seen),
                     )
                 )
             pool._one_time = {_uint(k): X25519PrivateKey(v) for k, v in one_time}
             pool._one_time_kem = {_uint(k): KemPrivateKey(v) for k, v in one_time_kem}
+            ids = [
+                *(i for g in pool._generations for i in (g.signed_prekey_id, g.kem_prekey_id)),
+                *pool._one_time,
+                *pool._one_time_kem,
+            ]
+            # Ids are unique and below the counter, so no id is ever issued twice.
+            if len(set(ids)) != len(ids) or (ids and max(ids) >= next_id):
+                raise ValueError
+            if len(pool._one_time) != len(one_time) or len(pool._one_time_kem) != len(one_time_kem):
+                raise ValueError
+            if any(len(g.seen_sessions) > MAX_REPLAY_CACHE for g in pool._generations):
+                raise ValueError
         except (ValueError, TypeError):
             raise StateError("prekey pool state is not readable") from None
-        if not pool._generations:
-            raise StateError("prekey pool state has no signed prekey")
+        if not pool._generations or len(pool._generations) > MAX_GENERATIONS:
+            raise StateError("prekey pool state has no (or too many) signed prekeys")
         return pool
 
     def __repr__(self) -> str:

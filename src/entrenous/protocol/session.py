@@ -274,7 +274,7 @@ class Session:
         """Load a state saved by :meth:`to_bytes`.
 
         Raises :class:`StateError` for corrupt data and for a state written by a newer version
-        of the library (ST-03).
+        of the library (ST-02).
         """
         if not isinstance(data, bytes):
             raise TypeError("session state must be bytes")
@@ -283,7 +283,7 @@ class Session:
         fields = wire.unpack_array(
             data, max_array_len=4001, what="session state", error=StateError, max_depth=5
         )
-        if not fields or not wire.is_uint(fields[0], 2**16):
+        if not fields or not wire.is_uint(fields[0], 2**16) or fields[0] < 1:
             raise StateError("session state is not readable")
         if fields[0] > SESSION_STATE_VERSION:
             raise StateError(

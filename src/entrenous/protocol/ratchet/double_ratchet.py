@@ -12,7 +12,7 @@ Everything that changes a ratchet's state lives in this file. The rules:
   chain up to the header's ``previous_length``, then takes a DH step. At most :data:`MAX_SKIP`
   keys are derived for one message, at most :data:`MAX_SKIPPED_KEYS_PER_CHAIN` kept per chain
   and :data:`MAX_RECEIVING_CHAINS` chains kept, oldest evicted first.
-* **Atomicity** (RAT-09): decryption computes every change on the side and commits only after
+* **Atomicity** (RAT-08): decryption computes every change on the side and commits only after
   the AEAD tag verified and the caller's ``finish`` step (unpadding) succeeded. A forged,
   tampered, replayed or refused message leaves the state byte for byte unchanged.
 """
@@ -174,15 +174,14 @@ class DoubleRatchet:
         # first send (responder) or while our own step is pending, no valid message has one.
         if self._ours is None or self._must_ratchet:
             raise AuthenticationError()
-        if header.n > MAX_SKIP:
-            raise MessageGapTooLarge(MAX_SKIP, header.n)
         current = self._receiving[-1] if self._receiving else None
+        old_gap = 0 if current is None else max(0, header.previous_length - current.next_n)
+        # One bound for all the keys this message makes us derive, in both chains.
+        if old_gap + header.n > MAX_SKIP:
+            raise MessageGapTooLarge(MAX_SKIP, old_gap + header.n)
         old_skipped: list[tuple[int, bytes]] = []
         old_chain_key = b""
-        if current is not None and header.previous_length > current.next_n:
-            gap = header.previous_length - current.next_n
-            if gap > MAX_SKIP:
-                raise MessageGapTooLarge(MAX_SKIP, gap)
+        if current is not None and old_gap:
             old_skipped, old_chain_key = skip_keys(
                 current.chain_key, current.next_n, header.previous_length
             )

@@ -2,7 +2,7 @@
 
 Skipped message keys (for messages that have not arrived yet) are kept in message-number order,
 at most :data:`MAX_SKIPPED_KEYS_PER_CHAIN` per chain; beyond that the oldest are discarded first
-(RAT-05). A key is deleted when its message is decrypted (RAT-04).
+(RAT-06). A key is deleted when its message is decrypted (RAT-04).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from entrenous.protocol.constants import MAX_SKIPPED_KEYS_PER_CHAIN
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ReceiverChain:
     """One receiving chain. Holds secrets: its repr shows the key prefix and counters only."""
 

@@ -63,6 +63,8 @@ PREFIXES: tuple[str, ...] = (
     "ST",  # serialised state
     "ERR",  # errors, reprs
     "LIM",  # limits
+    "STO",  # the encrypted store
+    "API",  # the Client API
 )
 
 SPEC_DIR = "spec"

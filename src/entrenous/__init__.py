@@ -14,4 +14,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from entrenous.client import Client, Conversation, Message, Received, ReceiveOutcome
+from entrenous.errors import EntrenousError
+from entrenous.protocol import SafetyNumber
+
+__all__ = [
+    "Client",
+    "Conversation",
+    "EntrenousError",
+    "Message",
+    "ReceiveOutcome",
+    "Received",
+    "SafetyNumber",
+    "__version__",
+]

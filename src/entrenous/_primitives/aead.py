@@ -7,6 +7,8 @@ The protocol never draws nonces at random: each key is used for exactly one mess
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -38,3 +40,24 @@ def open_(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
         return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, ad)
     except InvalidTag:
         raise AuthenticationError() from None
+
+
+def opener(key: bytes) -> Callable[[bytes, bytes, bytes], bytes]:
+    """``open_`` for many messages under one key (the key is set up once).
+
+    The returned function takes ``(nonce, ciphertext, ad)`` and raises the opaque
+    :class:`AuthenticationError` on any failure, like :func:`open_`.
+    """
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"AEAD key must be {KEY_SIZE} bytes, got {len(key)}")
+    cipher = ChaCha20Poly1305(key)
+
+    def open_one(nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
+        if len(nonce) != NONCE_SIZE or len(ciphertext) < TAG_SIZE:
+            raise AuthenticationError()
+        try:
+            return cipher.decrypt(nonce, ciphertext, ad)
+        except InvalidTag:
+            raise AuthenticationError() from None
+
+    return open_one

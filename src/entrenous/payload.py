@@ -1,0 +1,120 @@
+"""The message payload: what the client puts inside an envelope's plaintext.
+
+A canonical msgpack array (spec/client.md)::
+
+    [version (1), kind (1 text | 2 data), message_id bin(16), sent_at uint (ms since the epoch),
+     content bin]
+
+``content`` is UTF-8 text for kind 1 and canonical JSON (sorted keys, no spaces) of a mapping for
+kind 2. The payload travels end to end, so the message id and the sender's clock are
+authenticated; the receiver adds its own receive time. At most :data:`MAX_PAYLOAD_SIZE` bytes of
+content are accepted, in both directions (API-04).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from entrenous.errors import MalformedEnvelope, PayloadTooLarge
+from entrenous.protocol import wire
+
+PAYLOAD_VERSION = 1
+KIND_TEXT = 1
+KIND_DATA = 2
+#: Largest text (UTF-8) or structured payload (as JSON) one message may carry.
+MAX_PAYLOAD_SIZE = 32768
+_FIELDS = 5
+_MAX_TIME = 2**63 - 1
+
+Content = str | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A decoded payload. Its repr leaves the content out."""
+
+    message_id: bytes
+    sent_at: int
+    content: Content
+
+    def __repr__(self) -> str:
+        return f"Payload(message_id={self.message_id.hex()}, sent_at={self.sent_at})"
+
+
+def encode(message_id: bytes, sent_at: int, content: str | Mapping[str, Any]) -> bytes:
+    """The payload bytes for ``content``; refuses what cannot travel or is too large."""
+    if isinstance(content, str):
+        kind, data = KIND_TEXT, content.encode("utf-8")
+    elif isinstance(content, Mapping):
+        _check_keys(content)
+        try:
+            data = json.dumps(
+                content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode("utf-8")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"structured payload is not JSON-compatible: {exc}") from None
+        kind = KIND_DATA
+    else:
+        raise TypeError("a message is a str or a JSON-compatible mapping")
+    if len(data) > MAX_PAYLOAD_SIZE:
+        raise PayloadTooLarge(MAX_PAYLOAD_SIZE, len(data))
+    return wire.pack([PAYLOAD_VERSION, kind, message_id, sent_at, data])
+
+
+def _check_keys(value: object, depth: int = 0) -> None:
+    """Refuse non-str mapping keys: JSON would silently turn ``{1: "a"}`` into ``{"1": "a"}``."""
+    if depth > 64:
+        raise ValueError("structured payload is nested too deeply")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError("structured payload keys must be str")
+            _check_keys(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_keys(item, depth + 1)
+
+
+def decode(data: bytes, *, trusted: bool = False) -> Payload:
+    """Parse a payload strictly; :class:`MalformedEnvelope` if the peer sent garbage.
+
+    ``trusted`` skips the canonical-encoding check, for payloads read back from our own store
+    (authenticated there by the body AEAD, and strictly parsed when they first arrived).
+    """
+    if trusted:
+        try:
+            fields = msgpack.unpackb(data, raw=True, use_list=True)
+        except (ValueError, TypeError, msgpack.exceptions.UnpackException):
+            raise MalformedEnvelope("message payload is not well-formed") from None
+        if type(fields) is not list:
+            raise MalformedEnvelope("message payload is not well-formed")
+    else:
+        fields = wire.unpack_array(
+            data, max_array_len=_FIELDS, what="message payload", error=MalformedEnvelope
+        )
+    if len(fields) != _FIELDS or fields[0] != PAYLOAD_VERSION or type(fields[0]) is not int:
+        raise MalformedEnvelope("message payload is not well-formed")
+    _, kind, message_id, sent_at, content = fields
+    if not (
+        wire.is_bytes(message_id, 16)
+        and wire.is_uint(sent_at, _MAX_TIME)
+        and wire.is_bytes(content, max_size=MAX_PAYLOAD_SIZE)
+        and type(kind) is int
+    ):
+        raise MalformedEnvelope("message payload is not well-formed")
+    try:
+        text = content.decode("utf-8")
+        if kind == KIND_TEXT:
+            return Payload(message_id, sent_at, text)
+        if kind == KIND_DATA:
+            value = json.loads(text)
+            if isinstance(value, dict):
+                return Payload(message_id, sent_at, value)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        pass
+    raise MalformedEnvelope("message payload is not well-formed")

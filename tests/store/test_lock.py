@@ -1,0 +1,199 @@
+"""One owner per store (STO-09): a second open, from this process or another, raises StoreLocked at
+once and changes nothing; close() and the death of the owning process release the store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from store_support import PASSPHRASE, Template, assert_unchanged, kdf_file, snapshot
+
+from entrenous import Client
+from entrenous.errors import StoreLocked
+
+#: A child process: opens the store given in argv[1] with the key in $STORE_KEY, prints one line
+#: ("opened" or the error's class name and the seconds it took) and, with argv[2] == "hold",
+#: sends a message and sleeps until it is killed.
+CHILD = textwrap.dedent(
+    """
+    import os, sys, time
+    from entrenous import Client
+    from entrenous.errors import StoreError
+    started = time.monotonic()
+    try:
+        client = Client.open(sys.argv[1], key=bytes.fromhex(os.environ["STORE_KEY"]))
+    except StoreError as exc:
+        print(type(exc).__name__, round(time.monotonic() - started, 3), flush=True)
+        sys.exit(3)
+    if sys.argv[2] == "hold":
+        client.conversations()[0].send("sent by the child")
+        print("opened", flush=True)
+        time.sleep(120)
+    client.close()
+    print("opened", flush=True)
+    """
+)
+
+
+def child(store: Path, key: bytes, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - fixed command: this interpreter and CHILD
+        [sys.executable, "-c", CHILD, str(store), mode],
+        env={**os.environ, "STORE_KEY": key.hex()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def store(raw_template: Template, tmp_path: Path) -> Path:
+    return raw_template.copy_to(tmp_path)
+
+
+@pytest.mark.req("STO-09")
+def test_second_open_in_the_same_process_raises_store_locked(
+    raw_template: Template, store: Path
+) -> None:
+    with Client.open(store, key=raw_template.key) as first:
+        before = snapshot(store.parent)
+        started = time.monotonic()
+        with pytest.raises(StoreLocked):
+            Client.open(store, key=raw_template.key)
+        assert time.monotonic() - started < 2.0
+        assert_unchanged(before, snapshot(store.parent))
+        # The owner is not disturbed.
+        first.conversations()[0].send("still mine")
+        assert len(first.conversations()[0].history()) == 4
+
+
+@pytest.mark.req("STO-09")
+def test_second_open_with_a_wrong_key_still_says_locked(
+    raw_template: Template, store: Path
+) -> None:
+    """The lock is taken before the key is tried: a locked store reveals nothing about keys."""
+    with Client.open(store, key=raw_template.key), pytest.raises(StoreLocked):
+        Client.open(store, key=os.urandom(32))
+
+
+@pytest.mark.req("STO-09")
+def test_second_open_through_another_spelling_of_the_path(
+    raw_template: Template, store: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path, target_is_directory=True)
+    with Client.open(store, key=raw_template.key):
+        for spelling in (tmp_path / "sub" / ".." / "store.db", tmp_path / "alias" / "store.db"):
+            with pytest.raises(StoreLocked):
+                Client.open(spelling, key=raw_template.key)
+
+
+@pytest.mark.req("STO-09")
+def test_second_open_from_another_process_raises_store_locked(
+    raw_template: Template, store: Path
+) -> None:
+    assert raw_template.key is not None
+    with Client.open(store, key=raw_template.key):
+        before = snapshot(store.parent)
+        out, err = child(store, raw_template.key, "once").communicate(timeout=60)
+        after = snapshot(store.parent)
+    assert out.split()[0] == "StoreLocked", (out, err)
+    assert float(out.split()[1]) < 2.0  # at once, not after a busy timeout
+    assert_unchanged(before, after)
+
+
+@pytest.mark.req("STO-09")
+def test_close_releases_the_store_for_this_and_other_processes(
+    raw_template: Template, store: Path
+) -> None:
+    assert raw_template.key is not None
+    client = Client.open(store, key=raw_template.key)
+    client.close()
+    client.close()  # idempotent, and still released
+    with Client.open(store, key=raw_template.key):
+        pass
+    process = child(store, raw_template.key, "once")
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, out.strip()) == (0, "opened"), err
+
+
+@pytest.mark.req("STO-09")
+def test_leaving_the_with_block_on_an_error_releases_the_store(
+    raw_template: Template, store: Path
+) -> None:
+    with pytest.raises(RuntimeError), Client.open(store, key=raw_template.key):
+        raise RuntimeError
+    with Client.open(store, key=raw_template.key):
+        pass
+
+
+@pytest.mark.req("STO-09")
+def test_the_death_of_the_owning_process_releases_the_store(
+    raw_template: Template, store: Path
+) -> None:
+    assert raw_template.key is not None
+    holder = child(store, raw_template.key, "hold")
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "opened"
+        with pytest.raises(StoreLocked):
+            Client.open(store, key=raw_template.key)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate(timeout=60)
+    assert holder.returncode == -signal.SIGKILL
+    with Client.open(store, key=raw_template.key) as client:
+        texts = [m.text for m in client.conversations()[0].history()]
+    assert texts[0] == "sent by the child"  # committed before it died, and kept
+
+
+@pytest.mark.req("STO-09")
+def test_a_locked_passphrase_store_refuses_and_changes_nothing(
+    passphrase_template: Template, tmp_path: Path
+) -> None:
+    store = passphrase_template.copy_to(tmp_path)
+    with Client.open(store, passphrase=PASSPHRASE):
+        before = snapshot(tmp_path)
+        with pytest.raises(StoreLocked):
+            Client.open(store, passphrase=PASSPHRASE)
+        assert_unchanged(before, snapshot(tmp_path))
+
+
+@pytest.mark.req("STO-09", "STO-11")
+def test_racing_creations_with_a_passphrase_leave_one_openable_store(tmp_path: Path) -> None:
+    """Four threads create the same passphrase store at once: one wins, the others get
+    StoreLocked, and none of them may replace the winner's <store>.kdf (its salt) on the way,
+    or the new store could never be opened again. Argon2id runs outside the GIL, so an opener
+    that wrote the .kdf before taking the lock would lose this race almost every time."""
+    store = tmp_path / "s.db"
+    barrier = threading.Barrier(4)
+    results: list[Client | BaseException] = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            results.append(Client.open(store, passphrase=PASSPHRASE))
+        except BaseException as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    winners = [r for r in results if isinstance(r, Client)]
+    losers = [r for r in results if not isinstance(r, Client)]
+    for winner in winners:
+        winner.close()
+    assert len(winners) == 1, results
+    assert all(isinstance(r, StoreLocked) for r in losers), losers
+    kdf_after_race = kdf_file(store).read_bytes()
+    with Client.open(store, passphrase=PASSPHRASE) as client:
+        assert client.identity == winners[0].identity
+    assert kdf_file(store).read_bytes() == kdf_after_race

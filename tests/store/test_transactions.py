@@ -1,0 +1,192 @@
+"""Store transactions are all or nothing (STO-05), through the Store interface itself."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from store_support import StatementSpy, raw_store, tables
+
+from entrenous.errors import StoreCorrupt, StoreError
+from entrenous.protocol import Identity
+from entrenous.store import ConversationRecord, MessageRecord, SqlCipherStore
+
+PEER = Identity.generate().public.to_bytes()
+
+
+def conversation(uid: bytes | None = None, session_id: bytes | None = None) -> ConversationRecord:
+    return ConversationRecord(
+        uid=uid or os.urandom(16),
+        session_id=session_id or os.urandom(16),
+        peer_identity=PEER,
+        peer="peer",
+        state=b"state-0",
+        verified=None,
+        created_at=1,
+        updated_at=1,
+    )
+
+
+def message(conversation_uid: bytes, body: bytes = b"body") -> MessageRecord:
+    return MessageRecord(os.urandom(16), conversation_uid, "sent", 5, None, body)
+
+
+@pytest.fixture
+def key() -> bytes:
+    return os.urandom(32)
+
+
+@pytest.fixture
+def store(tmp_path: Path, key: bytes) -> Iterator[SqlCipherStore]:
+    opened = SqlCipherStore.open(tmp_path / "s.db", key)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def dump(store: SqlCipherStore) -> dict[str, list[tuple[object, ...]]]:
+    return tables(store._connection)
+
+
+@pytest.fixture
+def populated(store: SqlCipherStore) -> tuple[SqlCipherStore, ConversationRecord]:
+    record = conversation()
+    with store.transaction():
+        store.save_secret("identity", b"id-0")
+        store.add_conversation(record)
+        store.add_message(message(record.uid, b"first"))
+    return store, record
+
+
+@pytest.mark.req("STO-05")
+def test_every_change_of_a_failed_transaction_is_rolled_back(
+    populated: tuple[SqlCipherStore, ConversationRecord], tmp_path: Path, key: bytes
+) -> None:
+    store, record = populated
+    before = dump(store)
+    with pytest.raises(RuntimeError, match="late failure"), store.transaction():
+        store.save_secret("identity", b"id-1")
+        store.save_secret("prekeys", b"pool")
+        store.update_conversation(record.uid, state=b"state-1", updated_at=9, verified=b"v")
+        store.add_message(message(record.uid, b"second"))
+        store.add_conversation(conversation())
+        raise RuntimeError("late failure")
+    assert dump(store) == before
+    assert store.load_secret("identity") == b"id-0"
+    assert [m.body for m in store.history(record.uid, limit=10, before=None)] == [b"first"]
+    store.close()
+    with raw_store(tmp_path / "s.db", key) as db:
+        assert tables(db) == before
+
+
+@pytest.mark.req("STO-05")
+def test_a_failing_statement_rolls_back_the_earlier_ones(
+    populated: tuple[SqlCipherStore, ConversationRecord],
+) -> None:
+    store, record = populated
+    before = dump(store)
+    with pytest.raises(StoreCorrupt), store.transaction():
+        store.update_conversation(record.uid, state=b"state-1")
+        store.add_message(message(record.uid, b"second"))
+        store.add_conversation(conversation(session_id=record.session_id))  # UNIQUE violation
+    assert dump(store) == before
+    with store.transaction():  # the store is usable afterwards
+        store.add_message(message(record.uid, b"third"))
+    assert len(store.history(record.uid, limit=10, before=None)) == 2
+
+
+@pytest.mark.req("STO-05")
+def test_a_committed_transaction_is_visible_to_another_connection(
+    populated: tuple[SqlCipherStore, ConversationRecord], tmp_path: Path, key: bytes
+) -> None:
+    store, record = populated
+    with store.transaction():
+        store.update_conversation(record.uid, state=b"state-2")
+        store.add_message(message(record.uid))
+    with raw_store(tmp_path / "s.db", key) as db:
+        assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 2
+        assert bytes(db.execute("SELECT state FROM conversations").fetchone()[0]) == b"state-2"
+
+
+@pytest.mark.req("STO-05")
+def test_a_nested_transaction_joins_the_outer_one(
+    populated: tuple[SqlCipherStore, ConversationRecord],
+) -> None:
+    store, _record = populated
+    before = dump(store)
+    with pytest.raises(RuntimeError), store.transaction():
+        with store.transaction():
+            store.save_secret("identity", b"inner")
+        assert store.load_secret("identity") == b"inner"  # not committed on its own...
+        raise RuntimeError
+    assert dump(store) == before  # ...so it went with the outer one
+
+
+@pytest.mark.req("STO-05")
+def test_a_failed_savepoint_undoes_only_its_step(
+    populated: tuple[SqlCipherStore, ConversationRecord],
+) -> None:
+    store, _record = populated
+    with store.transaction():
+        store.save_secret("a", b"kept")
+        with pytest.raises(RuntimeError), store.savepoint():
+            store.save_secret("b", b"undone")
+            raise RuntimeError
+        store.save_secret("c", b"kept")
+    assert store.load_secret("a") == b"kept"
+    assert store.load_secret("b") is None
+    assert store.load_secret("c") == b"kept"
+
+
+@pytest.mark.req("STO-05")
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s, uid: s.save_secret("x", b"y"),
+        lambda s, uid: s.add_conversation(conversation()),
+        lambda s, uid: s.update_conversation(uid, state=b"z"),
+        lambda s, uid: s.add_message(message(uid)),
+    ],
+    ids=["save_secret", "add_conversation", "update_conversation", "add_message"],
+)
+def test_changes_outside_a_transaction_are_refused(
+    populated: tuple[SqlCipherStore, ConversationRecord],
+    change: Callable[[SqlCipherStore, bytes], None],
+) -> None:
+    store, record = populated
+    before = dump(store)
+    with pytest.raises(RuntimeError, match=r"inside store\.transaction"):
+        change(store, record.uid)
+    assert dump(store) == before
+
+
+@pytest.mark.req("STO-05")
+def test_a_failed_commit_rolls_back_and_leaves_the_store_usable(
+    populated: tuple[SqlCipherStore, ConversationRecord],
+) -> None:
+    store, record = populated
+    before = dump(store)
+    spy = StatementSpy(store._connection, fail_on="COMMIT")
+    store._connection = spy
+    try:
+        with pytest.raises(StoreError), store.transaction():
+            store.update_conversation(record.uid, state=b"lost")
+            store.add_message(message(record.uid, b"lost"))
+    finally:
+        store._connection = spy._inner
+    assert not store._connection.in_transaction
+    assert dump(store) == before
+    with store.transaction():
+        store.save_secret("after", b"ok")
+    assert store.load_secret("after") == b"ok"
+
+
+@pytest.mark.req("STO-05")
+def test_close_is_idempotent_and_releases_the_lock(tmp_path: Path, key: bytes) -> None:
+    store = SqlCipherStore.open(tmp_path / "s.db", key)
+    store.close()
+    store.close()
+    SqlCipherStore.open(tmp_path / "s.db", key).close()

@@ -52,6 +52,20 @@ def _to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def _new_conversation(session: Session, peer: str | None, now: int) -> ConversationRecord:
+    """The record of a conversation that starts now (a fresh local uid, not yet verified)."""
+    return ConversationRecord(
+        uid=random_bytes(16),
+        session_id=session.session_id,
+        peer_identity=session.peer_identity.to_bytes(),
+        peer=peer,
+        state=session.to_bytes(),
+        verified=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message of a conversation, as stored on this side.
@@ -364,17 +378,7 @@ class Client:
             session = Session.initiate(self._identity, bundle)
             if peer is not None:
                 self._check_peer(peer, session.peer_identity, accept_identity_change)
-            now = self._now_ms()
-            record = ConversationRecord(
-                uid=random_bytes(16),
-                session_id=session.session_id,
-                peer_identity=session.peer_identity.to_bytes(),
-                peer=peer,
-                state=session.to_bytes(),
-                verified=None,
-                created_at=now,
-                updated_at=now,
-            )
+            record = _new_conversation(session, peer, self._now_ms())
             with self._store.transaction():
                 self._store.add_conversation(record)
             self._sessions[record.uid] = session
@@ -532,16 +536,7 @@ class Client:
                 self._identity, self._prekeys, parsed, now=now // 1000
             )
             content = payload_codec.decode(plaintext)
-            record = ConversationRecord(
-                uid=random_bytes(16),
-                session_id=session.session_id,
-                peer_identity=session.peer_identity.to_bytes(),
-                peer=None,
-                state=session.to_bytes(),
-                verified=None,
-                created_at=now,
-                updated_at=now,
-            )
+            record = _new_conversation(session, None, now)
             self._touched_sessions.append(record.uid)
             self._sessions[record.uid] = session
             self._store.add_conversation(record)

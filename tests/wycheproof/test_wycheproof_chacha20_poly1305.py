@@ -15,22 +15,15 @@ Every group and every case runs through ``aead.seal`` / ``aead.open_``. Policy p
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from wycheproof_support import load
 
 from entrenous._primitives import aead
 from entrenous.errors import AuthenticationError
 
-_FILE = Path(__file__).parent / "vectors" / "chacha20_poly1305_test.json"
-_DATA: dict[str, Any] = json.loads(_FILE.read_text(encoding="utf-8"))
-_CASES = [
-    pytest.param(group, case, id=f"tc{case['tcId']}")
-    for group in _DATA["testGroups"]
-    for case in group["tests"]
-]
+_DATA, _CASES = load("chacha20_poly1305_test.json")
 
 
 @pytest.mark.req("PRIM-06")

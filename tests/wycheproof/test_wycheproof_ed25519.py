@@ -13,22 +13,15 @@ Every group and every case runs through ``VerifyKey.verify``. Policy per ``resul
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from wycheproof_support import load
 
 from entrenous._primitives.sign import VerifyKey
 from entrenous.errors import AuthenticationError
 
-_FILE = Path(__file__).parent / "vectors" / "ed25519_test.json"
-_DATA: dict[str, Any] = json.loads(_FILE.read_text(encoding="utf-8"))
-_CASES = [
-    pytest.param(group, case, id=f"tc{case['tcId']}")
-    for group in _DATA["testGroups"]
-    for case in group["tests"]
-]
+_DATA, _CASES = load("ed25519_test.json")
 
 
 @pytest.mark.req("PRIM-06")

@@ -13,21 +13,14 @@ tag, so the comparison is on the first ``tagSize / 8`` bytes, done with the wrap
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from wycheproof_support import load
 
 from entrenous._primitives.kdf import constant_time_equal, hmac_sha256
 
-_FILE = Path(__file__).parent / "vectors" / "hmac_sha256_test.json"
-_DATA: dict[str, Any] = json.loads(_FILE.read_text(encoding="utf-8"))
-_CASES = [
-    pytest.param(group, case, id=f"tc{case['tcId']}")
-    for group in _DATA["testGroups"]
-    for case in group["tests"]
-]
+_DATA, _CASES = load("hmac_sha256_test.json")
 
 
 @pytest.mark.req("PRIM-06")

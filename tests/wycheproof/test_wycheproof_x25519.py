@@ -18,22 +18,15 @@ the raw library. Policy per ``result`` and ``flags``:
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from wycheproof_support import load
 
 from entrenous._primitives.dh import X25519PrivateKey, X25519PublicKey
 from entrenous.errors import InvalidKey
 
-_FILE = Path(__file__).parent / "vectors" / "x25519_test.json"
-_DATA: dict[str, Any] = json.loads(_FILE.read_text(encoding="utf-8"))
-_CASES = [
-    pytest.param(group, case, id=f"tc{case['tcId']}")
-    for group in _DATA["testGroups"]
-    for case in group["tests"]
-]
+_DATA, _CASES = load("x25519_test.json")
 
 # The flags this policy was written for; a new upstream flag must be looked at, not silently passed.
 _KNOWN_FLAGS = {

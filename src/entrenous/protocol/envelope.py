@@ -16,7 +16,7 @@ AEAD, after the session's own associated data, so every byte of an envelope is a
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from entrenous._primitives import aead
 from entrenous._primitives.kem import CIPHERTEXT_SIZE
@@ -46,6 +46,23 @@ class InitialFields(NamedTuple):
     def as_list(self) -> list[object]:
         """The fields in wire order."""
         return list(self)
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> InitialFields | None:
+        """The fields from their wire order, or ``None`` if any has the wrong type or size."""
+        if len(values) != len(cls._fields):
+            return None
+        identity, ephemeral, spk_id, opk_id, kem_id, kem_ct = values
+        if not (
+            wire.is_bytes(identity, PublicIdentity.SIZE)
+            and wire.is_bytes(ephemeral, 32)
+            and wire.is_uint(spk_id, MAX_UINT32)
+            and (opk_id is None or wire.is_uint(opk_id, MAX_UINT32))
+            and wire.is_uint(kem_id, MAX_UINT32)
+            and wire.is_bytes(kem_ct, CIPHERTEXT_SIZE)
+        ):
+            return None
+        return cls(identity, ephemeral, spk_id, opk_id, kem_id, kem_ct)
 
     def __repr__(self) -> str:
         return (
@@ -111,18 +128,11 @@ def parse_envelope(data: bytes) -> ParsedEnvelope:
     if count == _MESSAGE_FIELDS and type(kind) is int and kind == KIND_MESSAGE:
         session_id, ratchet_key, previous_length, n, ciphertext = fields[2:]
     elif count == _INITIAL_FIELDS and type(kind) is int and kind == KIND_INITIAL:
-        session_id, identity, ephemeral, spk_id, opk_id, kem_id, kem_ct = fields[2:9]
+        session_id = fields[2]
         ratchet_key, previous_length, n, ciphertext = fields[9:]
-        if not (
-            wire.is_bytes(identity, PublicIdentity.SIZE)
-            and wire.is_bytes(ephemeral, 32)
-            and wire.is_uint(spk_id, MAX_UINT32)
-            and (opk_id is None or wire.is_uint(opk_id, MAX_UINT32))
-            and wire.is_uint(kem_id, MAX_UINT32)
-            and wire.is_bytes(kem_ct, CIPHERTEXT_SIZE)
-        ):
+        initial = InitialFields.from_list(fields[3:9])
+        if initial is None:
             raise MalformedEnvelope("initial envelope is not well-formed")
-        initial = InitialFields(identity, ephemeral, spk_id, opk_id, kem_id, kem_ct)
     else:
         raise MalformedEnvelope("envelope is not well-formed")
     if not (

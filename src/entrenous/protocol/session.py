@@ -14,7 +14,6 @@ from __future__ import annotations
 from entrenous._primitives import aead
 from entrenous._primitives.dh import X25519PrivateKey, X25519PublicKey
 from entrenous._primitives.kdf import constant_time_equal
-from entrenous._primitives.kem import CIPHERTEXT_SIZE
 from entrenous.errors import (
     MalformedEnvelope,
     PlaintextTooLarge,
@@ -23,7 +22,7 @@ from entrenous.errors import (
 )
 from entrenous.protocol import handshake, wire
 from entrenous.protocol.bundle import PrekeyBundle
-from entrenous.protocol.constants import MAX_PLAINTEXT_SIZE, MAX_UINT32, SESSION_STATE_VERSION
+from entrenous.protocol.constants import MAX_PLAINTEXT_SIZE, SESSION_STATE_VERSION
 from entrenous.protocol.envelope import (
     SESSION_ID_SIZE,
     InitialFields,
@@ -50,19 +49,10 @@ def _trusted_identity(data: object) -> PublicIdentity:
 
 
 def _initial_fields(value: object) -> InitialFields:
-    if not isinstance(value, list) or len(value) != len(InitialFields._fields):
+    fields = InitialFields.from_list(value) if isinstance(value, list) else None
+    if fields is None:
         raise ValueError("bad pending handshake fields")
-    identity, ephemeral, spk_id, opk_id, kem_id, kem_ct = value
-    if not (
-        wire.is_bytes(identity, PublicIdentity.SIZE)
-        and wire.is_bytes(ephemeral, 32)
-        and wire.is_uint(spk_id, MAX_UINT32)
-        and (opk_id is None or wire.is_uint(opk_id, MAX_UINT32))
-        and wire.is_uint(kem_id, MAX_UINT32)
-        and wire.is_bytes(kem_ct, CIPHERTEXT_SIZE)
-    ):
-        raise ValueError("bad pending handshake fields")
-    return InitialFields(identity, ephemeral, spk_id, opk_id, kem_id, kem_ct)
+    return fields
 
 
 class Session:

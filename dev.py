@@ -3,7 +3,7 @@
 
     python3 dev.py test [PYTEST ARGS...]   lint, format check, type check, traceability, tests
     python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo (python -m entrenous demo)
-    python3 dev.py bench [BENCH ARGS...]   run the benchmarks (python -m benchmarks)
+    python3 dev.py bench [protocol|store|all] [ARGS...]   run the benchmarks (python -m benchmarks)
 
 Every command first makes sure ``.venv`` exists and holds an editable install of this project with
 the extras it needs. Installing happens only when needed: a stamp file inside ``.venv`` records a
@@ -192,7 +192,7 @@ COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
 USAGE = """\
 usage: python3 dev.py test [PYTEST ARGS...]   ruff, format, mypy, traceability, pytest
        python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo
-       python3 dev.py bench [BENCH ARGS...]   run the benchmarks against other implementations"""
+       python3 dev.py bench [protocol|store|all] [ARGS...]   run the benchmarks (default: all)"""
 
 
 def main(argv: list[str]) -> int:

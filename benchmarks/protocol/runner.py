@@ -1,6 +1,7 @@
 """Run every (implementation, workload) pair in its own process; print and save the results.
 
-    python -m benchmarks [--quick] [--passes N] [--json PATH] [--only WORKLOAD] [--impl NAME]
+    python -m benchmarks protocol [--quick] [--passes N] [--json PATH] [--only WORKLOAD]
+                                  [--impl NAME]
 
 Pairs run one after another (never two at once: the machine has two cores and the numbers must
 not share them), grouped by workload so that the implementations compared in one row group are
@@ -260,7 +261,7 @@ def machine() -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+        prog="python -m benchmarks protocol",
         description="entrenous protocol benchmarks against vodozemac, doubleratchet + x3dh "
         "and a raw floor of the primitives; one process per (implementation, workload).",
     )

@@ -1,0 +1,217 @@
+"""Measure one store workload on one population in this process; print the result as JSON.
+
+    python -m benchmarks.store.worker WORKLOAD --dir POPULATION_DIR --rounds N [--warmup N]
+
+The runner starts one such process per (workload, size), so no workload warms caches,
+allocators or imports for another. The population is reset first (rows added by earlier workers
+deleted, WALs emptied) and, for a workload that writes, again afterwards. stdout carries exactly
+one JSON object: ``workload``, ``size``, ``status`` ("ok" or "error"), ``reason``, ``version``,
+``ops_per_iteration``, ``rounds``, ``warmup``, ``samples_ns`` (one
+:func:`time.perf_counter_ns` difference per timed iteration) and ``reset`` (rows deleted before
+and after). The exit status is 0 unless the status is "error" (the traceback then goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks.protocol.common import BenchmarkError, Case, measure
+from benchmarks.store.common import FLOOR_BATCH, PAGE, TEXT, WORKLOADS
+
+
+def _versions() -> str:
+    from sqlcipher3 import dbapi2 as sqlcipher
+
+    import entrenous
+
+    connection = sqlcipher.connect(":memory:")
+    try:
+        cipher = connection.execute("PRAGMA cipher_version").fetchone()[0]
+    finally:
+        connection.close()
+    return (
+        f"entrenous {entrenous.__version__}, SQLCipher {cipher}, SQLite {sqlcipher.sqlite_version}"
+    )
+
+
+def _client_case(name: str, directory: Path, manifest: dict[str, Any], stack: ExitStack) -> Case:
+    from entrenous.client import Client
+
+    keys = {role: bytes.fromhex(manifest["keys"][role]) for role in ("a", "b")}
+    if name == "open_raw_key":
+        path, key = directory / "b.db", keys["b"]
+
+        def run_open(_: object) -> None:
+            Client.open(path, key=key).close()
+
+        return Case(run_open)
+
+    b = stack.enter_context(Client.open(directory / "b.db", key=keys["b"]))
+    if name in ("history_page", "history_page_deep"):
+        conversation = b.conversation(manifest["main"]["b"])
+        before = manifest["deep_before"] if name == "history_page_deep" else None
+        if len(conversation.history(PAGE, before=before)) != PAGE:
+            raise BenchmarkError(f"{name}: the main conversation has no full page there")
+
+        def run_history(_: object) -> None:
+            if len(conversation.history(PAGE, before=before)) != PAGE:
+                raise BenchmarkError(f"{name}: short page")
+
+        return Case(run_history)
+
+    a = stack.enter_context(Client.open(directory / "a.db", key=keys["a"]))
+    sending = a.conversation(manifest["main"]["a"])
+    main_b = manifest["main"]["b"]
+    first = b.receive(sending.send(TEXT))  # untimed: the envelopes reach B's main conversation
+    if first.conversation.id != main_b or first.message.text != TEXT:
+        raise BenchmarkError(f"{name}: a message did not land in B's main conversation")
+    if name == "send_receive":
+        receive = b.receive
+
+        def run_send_receive(_: object) -> None:
+            if receive(sending.send(TEXT)).message.text != TEXT:
+                raise BenchmarkError("send_receive: wrong text received")
+
+        return Case(run_send_receive)
+
+    batch = WORKLOADS[name].ops_per_iteration
+    send, receive_many = sending.send, b.receive_many
+
+    def prep() -> list[bytes]:
+        return [send(TEXT) for _ in range(batch)]
+
+    def run_receive_many(envelopes: list[bytes]) -> None:
+        outcomes = receive_many(envelopes)
+        if len(outcomes) != batch or not all(outcome.ok for outcome in outcomes):
+            raise BenchmarkError(f"{name}: an envelope was refused")
+
+    return Case(run_receive_many, prep=prep)
+
+
+def _floor_case(name: str, directory: Path, manifest: dict[str, Any], stack: ExitStack) -> Case:
+    from benchmarks.store.population import BODY_SIZE, FLOOR_INSERT, START_MS, raw_connect
+
+    path, key_hex, main = directory / "floor.db", manifest["keys"]["floor"], manifest["floor_main"]
+    select = (
+        "SELECT uid, direction, sent_at, received_at, nonce, body FROM messages "
+        "WHERE conversation_id = ? ORDER BY id DESC LIMIT ?"
+    )
+    if name == "floor_open":
+
+        def run_open(_: object) -> None:
+            connection = raw_connect(path, key_hex)
+            connection.execute(select, (main, 1)).fetchall()
+            connection.close()
+
+        return Case(run_open)
+
+    connection = raw_connect(path, key_hex)
+    stack.callback(connection.close)
+    execute = connection.execute
+    if name == "floor_select_page":
+
+        def run_select(_: object) -> None:
+            if len(execute(select, (main, PAGE)).fetchall()) != PAGE:
+                raise BenchmarkError("floor_select_page: short page")
+
+        return Case(run_select)
+
+    def row() -> tuple[object, ...]:
+        return (
+            main,
+            os.urandom(16),
+            1,
+            START_MS,
+            START_MS + 500,
+            os.urandom(12),
+            os.urandom(BODY_SIZE),
+        )
+
+    if name == "floor_insert_1tx":
+
+        def run_insert(one: tuple[object, ...]) -> None:
+            execute("BEGIN IMMEDIATE")
+            execute(FLOOR_INSERT, one)
+            execute("COMMIT")
+
+        return Case(run_insert, prep=row)
+
+    assert name == "floor_insert_batch"
+    executemany = connection.executemany
+
+    def rows() -> list[tuple[object, ...]]:
+        return [row() for _ in range(FLOOR_BATCH)]
+
+    def run_batch(batch: list[tuple[object, ...]]) -> None:
+        execute("BEGIN IMMEDIATE")
+        executemany(FLOOR_INSERT, batch)
+        execute("COMMIT")
+
+    return Case(run_batch, prep=rows)
+
+
+def run(workload: str, directory: Path, rounds: int, warmup: int) -> dict[str, Any]:
+    """Reset the population, set up and measure; never raises (failures become "error")."""
+    spec = WORKLOADS[workload]
+    result: dict[str, Any] = {
+        "workload": workload,
+        "size": None,
+        "status": "ok",
+        "reason": None,
+        "version": None,
+        "ops_per_iteration": spec.ops_per_iteration,
+        "rounds": rounds,
+        "warmup": warmup,
+        "samples_ns": [],
+        "reset": {},
+    }
+    try:
+        from benchmarks.store import population
+
+        manifest = population.load(directory)
+        if manifest is None:
+            raise BenchmarkError(f"no population in {directory}")
+        result["size"] = manifest["size"]
+        result["version"] = _versions()
+        result["reset"]["before"] = population.reset(directory, manifest)
+        try:
+            with ExitStack() as stack:
+                build = _client_case if spec.kind == "entrenous" else _floor_case
+                result["samples_ns"] = measure(
+                    build(workload, directory, manifest, stack), rounds, warmup
+                )
+        finally:
+            if spec.writes:
+                result["reset"]["after"] = population.reset(directory, manifest)
+    except Exception as exc:
+        traceback.print_exc()
+        result.update(status="error", reason=f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.store.worker",
+        description="Measure one store workload on one population; print JSON on stdout.",
+    )
+    parser.add_argument("workload", choices=list(WORKLOADS))
+    parser.add_argument("--dir", type=Path, required=True, help="the population's directory")
+    parser.add_argument("--rounds", type=int, required=True, help="timed iterations")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed iterations first")
+    args = parser.parse_args(argv)
+    warmup = args.warmup if args.warmup is not None else WORKLOADS[args.workload].full_warmup
+    result = run(args.workload, args.dir, args.rounds, warmup)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 1 if result["status"] == "error" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -251,7 +251,8 @@ class Client:
         :class:`~entrenous.errors.StoreCorrupt`. None of them changes anything on disk.
         """
         check_secret(key, passphrase)
-        store_path = Path(path)
+        # Resolved, so that a symlinked path takes the same lock as the real one (STO-09).
+        store_path = Path(path).resolve()
         # The lock comes first: a second open must raise StoreLocked before it reads or writes
         # anything, the .kdf file included (STO-09).
         lock = StoreLock(store_path)
@@ -422,8 +423,9 @@ class Client:
             return Conversation(self, uid)
 
     def _record(self, uid: bytes) -> ConversationRecord:
-        self._check_open()
-        record = self._store.conversation(uid)
+        with self._lock:  # reads share the connection with other threads' transactions
+            self._check_open()
+            record = self._store.conversation(uid)
         if record is None:
             raise UsageError("no such conversation in this store")
         return record
@@ -528,6 +530,7 @@ class Client:
         parsed: ParsedEnvelope = parse_envelope(envelope)
         record = self._store.conversation_by_session(parsed.session_id)
         now = self._now_ms()
+        new = record is None
         if record is None:
             if not parsed.is_initial:
                 raise UnknownConversation("the envelope belongs to no conversation of this client")
@@ -535,25 +538,16 @@ class Client:
             session, plaintext = Session.respond(
                 self._identity, self._prekeys, parsed, now=now // 1000
             )
-            content = payload_codec.decode(plaintext)
             record = _new_conversation(session, None, now)
             self._touched_sessions.append(record.uid)
             self._sessions[record.uid] = session
-            self._store.add_conversation(record)
-            self._store.save_secret(_PREKEYS, self._prekeys.to_bytes())
-            new = True
         else:
             session = self._session(record)
             self._touched_sessions.append(record.uid)
             plaintext = session.decrypt(parsed)
-            content = payload_codec.decode(plaintext)
-            self._store.update_conversation(record.uid, state=session.to_bytes(), updated_at=now)
-            new = False
-        self._store.add_message(
-            MessageRecord(
-                content.message_id, record.uid, "received", content.sent_at, now, plaintext
-            )
-        )
+        # Everything that can refuse the message happens before the first write: a refused
+        # first message must not even leave a data key behind.
+        content = payload_codec.decode(plaintext)
         message = Message(
             id=content.message_id.hex(),
             conversation_id=record.uid.hex(),
@@ -562,6 +556,16 @@ class Client:
             content=content.content,
             sent_at=_to_datetime(content.sent_at),
             received_at=_to_datetime(now),
+        )
+        if new:
+            self._store.add_conversation(record)
+            self._store.save_secret(_PREKEYS, self._prekeys.to_bytes())
+        else:
+            self._store.update_conversation(record.uid, state=session.to_bytes(), updated_at=now)
+        self._store.add_message(
+            MessageRecord(
+                content.message_id, record.uid, "received", content.sent_at, now, plaintext
+            )
         )
         return Received(Conversation(self, record.uid), message, new)
 

@@ -29,7 +29,9 @@ KIND_DATA = 2
 #: Largest text (UTF-8) or structured payload (as JSON) one message may carry.
 MAX_PAYLOAD_SIZE = 32768
 _FIELDS = 5
-_MAX_TIME = 2**63 - 1
+#: The latest time a payload may carry: 9999-12-31T23:59:59.999Z in milliseconds, the last
+#: instant Python's datetime can show (a peer's absurd clock must not crash the receiver).
+MAX_TIME_MS = 253402300799999
 
 Content = str | dict[str, Any]
 
@@ -63,6 +65,8 @@ def encode(message_id: bytes, sent_at: int, content: str | Mapping[str, Any]) ->
         raise TypeError("a message is a str or a JSON-compatible mapping")
     if len(data) > MAX_PAYLOAD_SIZE:
         raise PayloadTooLarge(MAX_PAYLOAD_SIZE, len(data))
+    if not 0 <= sent_at <= MAX_TIME_MS:
+        raise ValueError("the clock is outside the years 1970 to 9999")
     return wire.pack([PAYLOAD_VERSION, kind, message_id, sent_at, data])
 
 
@@ -102,7 +106,7 @@ def decode(data: bytes, *, trusted: bool = False) -> Payload:
     _, kind, message_id, sent_at, content = fields
     if not (
         wire.is_bytes(message_id, 16)
-        and wire.is_uint(sent_at, _MAX_TIME)
+        and wire.is_uint(sent_at, MAX_TIME_MS)
         and wire.is_bytes(content, max_size=MAX_PAYLOAD_SIZE)
         and type(kind) is int
     ):

@@ -225,7 +225,7 @@ class KeyFile:
 class SqlCipherStore:
     """The SQLCipher 4 store. Open with :meth:`open`; one process at a time (STO-09)."""
 
-    __slots__ = ("_connection", "_depth", "_keys", "_lock", "path")
+    __slots__ = ("_connection", "_depth", "_keys", "_lock", "_poisoned", "path")
 
     def __init__(self, path: Path, connection: Any, keys: KeyFile, lock: StoreLock) -> None:
         self.path = path
@@ -233,6 +233,7 @@ class SqlCipherStore:
         self._keys = keys
         self._lock: StoreLock | None = lock
         self._depth = 0
+        self._poisoned = False
 
     @classmethod
     def open(
@@ -329,10 +330,16 @@ class SqlCipherStore:
             yield
         except BaseException:
             self._depth = 0
+            self._poisoned = False
             with _guard():
                 self._connection.execute("ROLLBACK")
             raise
         self._depth = 0
+        if self._poisoned:
+            self._poisoned = False
+            with _guard():
+                self._connection.execute("ROLLBACK")
+            raise StoreError("a step of this transaction could not be undone; nothing was stored")
         try:
             with _guard():
                 self._connection.execute("COMMIT")
@@ -346,15 +353,23 @@ class SqlCipherStore:
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A nested all-or-nothing step inside a transaction (for batches)."""
+        """A nested all-or-nothing step inside a transaction (for batches).
+
+        If undoing a failed step fails too, the whole transaction is poisoned: its commit is
+        refused and everything in it rolled back, so no half-applied step is ever committed.
+        """
         with _guard():
             self._connection.execute("SAVEPOINT step")
         try:
             yield
         except BaseException:
-            with _guard():
-                self._connection.execute("ROLLBACK TO step")
-                self._connection.execute("RELEASE step")
+            try:
+                with _guard():
+                    self._connection.execute("ROLLBACK TO step")
+                    self._connection.execute("RELEASE step")
+            except StoreError:
+                self._poisoned = True
+                raise
             raise
         with _guard():
             self._connection.execute("RELEASE step")

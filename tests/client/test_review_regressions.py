@@ -81,6 +81,13 @@ class _FailingConnection:
             raise dbapi2.OperationalError("disk I/O error")
         return self._inner.execute(sql, *args)  # type: ignore[attr-defined]
 
+    def executemany(self, sql: str, *args: object) -> object:
+        from sqlcipher3 import dbapi2
+
+        if sql.startswith(self.fail):
+            raise dbapi2.OperationalError("disk I/O error")
+        return self._inner.executemany(sql, *args)  # type: ignore[attr-defined]
+
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
@@ -109,3 +116,45 @@ def test_a_step_that_cannot_be_undone_rolls_back_the_whole_batch(tmp_path: Path)
         assert [m.text for m in bob_conv.history()] == ["hello"]
         assert [o.ok for o in bob.receive_many([m1, m2])] == [True, True]
         assert [m.text for m in bob_conv.history()] == ["two", "one", "hello"]
+
+
+@pytest.mark.req("API-07")
+def test_a_clean_batch_over_several_conversations_takes_one_write_per_conversation(
+    tmp_path: Path,
+) -> None:
+    with (
+        Client.open(tmp_path / "a.db", key=os.urandom(32)) as alice,
+        Client.open(tmp_path / "c.db", key=os.urandom(32)) as carol,
+        Client.open(tmp_path / "b.db", key=os.urandom(32)) as bob,
+    ):
+        convs = [c.start_conversation(bob.prekey_bundle()) for c in (alice, carol)]
+        for conv in convs:
+            bob.receive(conv.send("hello"))
+        batch = [convs[i % 2].send(f"m{i}") for i in range(40)]
+        store = bob._store
+        inner = store._connection
+        spy = _FailingConnection(inner, ())
+        statements: list[str] = []
+        spy_execute = spy.execute
+
+        def execute(sql: str, *args: object) -> object:
+            statements.append(sql)
+            return spy_execute(sql, *args)
+
+        spy.execute = execute  # type: ignore[method-assign]
+        store._connection = spy
+        try:
+            outcomes = bob.receive_many(batch)
+        finally:
+            store._connection = inner
+        assert all(o.ok for o in outcomes)
+        assert [o.received.message.text for o in outcomes if o.received] == [
+            f"m{i}" for i in range(40)
+        ]
+        assert sum(sql.startswith("UPDATE conversations") for sql in statements) == 2
+        # Every message is stored once, and a replay of the batch is refused envelope by
+        # envelope (the per-envelope path), storing nothing.
+        again = bob.receive_many(batch)
+        assert not any(o.ok for o in again)
+        for conv in bob.conversations():
+            assert len(conv.history(limit=100)) == 21

@@ -108,6 +108,10 @@ class Store(Protocol):
         """Store a message; its body is encrypted under the conversation's data key."""
         ...
 
+    def add_messages(self, records: list[MessageRecord]) -> None:
+        """Store several messages at once (same rules as :meth:`add_message`)."""
+        ...
+
     def history(
         self, conversation_uid: bytes, *, limit: int, before: bytes | None
     ) -> list[MessageRecord]:

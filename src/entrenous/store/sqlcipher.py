@@ -500,28 +500,47 @@ class SqlCipherStore:
 
     def add_message(self, record: MessageRecord) -> None:
         """Store a message, its body encrypted under the conversation's data key (STO-07)."""
+        self.add_messages([record])
+
+    def add_messages(self, records: list[MessageRecord]) -> None:
+        """Store messages in one statement (batches); a duplicate id raises ReplayError."""
         self._write()
-        nonce = random_bytes(aead.NONCE_SIZE)
-        body = aead.seal(
-            self._keys.get(record.conversation_uid),
-            nonce,
-            record.body,
-            LABEL_BODY + record.conversation_uid + record.uid,
-        )
-        with _guard(duplicate=ReplayError("a message with this id is already stored")):
-            self._connection.execute(
-                "INSERT INTO messages "
-                "(conversation_id, uid, direction, sent_at, received_at, nonce, body) "
-                "SELECT id, ?, ?, ?, ?, ?, ? FROM conversations WHERE uid = ?",
+        rows = []
+        row_ids: dict[bytes, int] = {}
+        for record in records:
+            row_id = row_ids.get(record.conversation_uid)
+            if row_id is None:
+                with _guard():
+                    found = self._connection.execute(
+                        "SELECT id FROM conversations WHERE uid = ?", (record.conversation_uid,)
+                    ).fetchone()
+                if found is None:
+                    raise StoreCorrupt("a message names a conversation that is not stored")
+                row_id = row_ids[record.conversation_uid] = found[0]
+            nonce = random_bytes(aead.NONCE_SIZE)
+            body = aead.seal(
+                self._keys.get(record.conversation_uid),
+                nonce,
+                record.body,
+                LABEL_BODY + record.conversation_uid + record.uid,
+            )
+            rows.append(
                 (
+                    row_id,
                     record.uid,
                     _DIRECTIONS[record.direction],
                     record.sent_at,
                     record.received_at,
                     nonce,
                     body,
-                    record.conversation_uid,
-                ),
+                )
+            )
+        with _guard(duplicate=ReplayError("a message with this id is already stored")):
+            self._connection.executemany(
+                "INSERT INTO messages "
+                "(conversation_id, uid, direction, sent_at, received_at, nonce, body) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
 
     def history(

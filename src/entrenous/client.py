@@ -476,12 +476,17 @@ class Client:
         """
         with self._lock:
             self._check_open()
+            decided = False
             try:
                 with self._store.transaction():
-                    return self._receive_one(envelope)
+                    received = self._receive_one(envelope)
+                    decided = True
             except BaseException:
-                self._forget(everything=True)
+                # A refused envelope drops only what it touched (no pool reload for garbage);
+                # a failed commit drops everything.
+                self._forget(everything=decided)
                 raise
+            return received
 
     def receive_many(self, envelopes: Iterable[bytes]) -> list[ReceiveOutcome]:
         """Accept a batch in one transaction, with an outcome per envelope (in order).

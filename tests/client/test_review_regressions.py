@@ -158,3 +158,35 @@ def test_a_clean_batch_over_several_conversations_takes_one_write_per_conversati
         assert not any(o.ok for o in again)
         for conv in bob.conversations():
             assert len(conv.history(limit=100)) == 21
+
+
+@pytest.mark.req("API-03")
+def test_refused_garbage_does_not_reload_the_prekey_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stranger's garbage must stay cheap: no O(pool) reload per refused envelope."""
+    from entrenous.errors import EntrenousError
+    from entrenous.protocol import PrekeyPool
+
+    with Client.open(tmp_path / "b.db", key=os.urandom(32)) as bob:
+        for _ in range(20):
+            bob.prekey_bundle()
+        loads: list[int] = []
+        original = PrekeyPool.from_bytes.__func__  # type: ignore[attr-defined]
+
+        def counting(cls: type[PrekeyPool], data: bytes, identity: object) -> PrekeyPool:
+            loads.append(len(data))
+            return original(cls, data, identity)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(PrekeyPool, "from_bytes", classmethod(counting))
+        for _ in range(10):
+            with pytest.raises(EntrenousError):
+                bob.receive(os.urandom(139))
+        assert loads == []
+        # A refused first message (it did reach the pool) reloads it, once.
+        with Client.open(tmp_path / "a.db", key=os.urandom(32)) as alice:
+            envelope = bytearray(alice.start_conversation(bob.prekey_bundle()).send("hi"))
+        envelope[-3] ^= 1
+        with pytest.raises(EntrenousError):
+            bob.receive(bytes(envelope))
+        assert len(loads) == 1

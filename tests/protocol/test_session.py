@@ -24,7 +24,11 @@ from protocol_support import (
 from entrenous.errors import EntrenousError, StateError, UsageError
 from entrenous.protocol import Session
 from entrenous.protocol import session as session_module
-from entrenous.protocol.constants import MAX_RECEIVING_CHAINS, MAX_SKIPPED_KEYS_PER_CHAIN
+from entrenous.protocol.constants import (
+    MAX_RECEIVING_CHAINS,
+    MAX_SKIPPED_KEYS_PER_CHAIN,
+    SESSION_STATE_VERSION,
+)
 
 # --- ST-01 ---------------------------------------------------------------------------------------
 
@@ -45,9 +49,13 @@ def test_state_is_versioned_and_round_trips_at_every_stage() -> None:
         assert b.decrypt(held) == b"held back"
         stages.append(b.to_bytes())
         for state in stages:
-            assert unpack(state)[0] == 1
+            assert unpack(state)[0] == SESSION_STATE_VERSION == 2
             loaded = Session.from_bytes(state)
             assert loaded.to_bytes() == state
+            # Newer code reads the older form: version 1 had no retired-chain list.
+            fields = unpack(state)
+            older = pack([1, *fields[1:7], fields[7][:8]])
+            assert Session.from_bytes(older).to_bytes() == state
         for session in (a, b):
             loaded = reload(session)
             assert loaded.session_id == session.session_id
@@ -135,7 +143,7 @@ def test_largest_state_fits_and_round_trips() -> None:
 
 
 @pytest.mark.req("ST-02")
-@pytest.mark.parametrize("version", [2, 3, 1000, 2**16])
+@pytest.mark.parametrize("version", [SESSION_STATE_VERSION + 1, 1000, 2**16])
 def test_state_of_a_newer_version_is_refused_naming_the_version(version: int) -> None:
     a, _b = established()
     fields = unpack(a.to_bytes())

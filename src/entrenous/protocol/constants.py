@@ -15,7 +15,7 @@ PROTOCOL_NAME: Final = b"entrenous/v1"
 ENVELOPE_VERSION: Final = 1
 BUNDLE_VERSION: Final = 1
 IDENTITY_VERSION: Final = 1
-SESSION_STATE_VERSION: Final = 1
+SESSION_STATE_VERSION: Final = 2
 PREKEY_POOL_VERSION: Final = 1
 
 # --- domain-separation labels ------------------------------------------------------------------
@@ -51,6 +51,9 @@ MAX_SKIPPED_KEYS_PER_CHAIN: Final = 2000
 #: Receiving chains kept (the current one and older ones with skipped keys); oldest evicted first.
 #: vodozemac keeps 5 (MAX_RECEIVING_CHAINS); libsignal keeps 5 previous session states.
 MAX_RECEIVING_CHAINS: Final = 5
+#: Ratchet keys of evicted receiving chains remembered, so that a late or replayed message of
+#: such a chain is refused as a replay at once, without the X25519 exchange a new key costs.
+MAX_RETIRED_CHAINS: Final = 20
 #: Largest envelope accepted, checked before the bytes are parsed. Sized for the largest
 #: plaintext plus the initial-message fields (an ML-KEM ciphertext and an identity).
 MAX_ENVELOPE_SIZE: Final = 65536

@@ -292,7 +292,7 @@ class Session:
                 peer=_trusted_identity(peer),
                 is_initiator=is_initiator,
                 ad=ad,
-                ratchet=DoubleRatchet.from_list(ratchet),
+                ratchet=DoubleRatchet.from_list(ratchet, version=fields[0]),
                 initial=initial_fields,
             )
         except (ValueError, TypeError):

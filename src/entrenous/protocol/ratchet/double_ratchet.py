@@ -34,6 +34,7 @@ from entrenous.errors import (
 from entrenous.protocol import wire
 from entrenous.protocol.constants import (
     MAX_RECEIVING_CHAINS,
+    MAX_RETIRED_CHAINS,
     MAX_SKIP,
     MAX_SKIPPED_KEYS_PER_CHAIN,
     MAX_UINT32,
@@ -66,6 +67,7 @@ class DoubleRatchet:
         "_ours",
         "_previous_length",
         "_receiving",
+        "_retired",
         "_root",
         "_sending",
         "_sending_n",
@@ -81,6 +83,7 @@ class DoubleRatchet:
         self._theirs: bytes | None = None
         self._must_ratchet = False
         self._receiving: list[ReceiverChain] = []  # oldest first
+        self._retired: list[bytes] = []  # ratchet keys of evicted chains, oldest first
 
     @classmethod
     def initiator(
@@ -172,6 +175,8 @@ class DoubleRatchet:
     ) -> T:
         # A new ratchet key is only possible once the peer has seen our current one: before our
         # first send (responder) or while our own step is pending, no valid message has one.
+        if header.ratchet_key in self._retired:
+            raise ReplayError("message of a receiving chain that was discarded")
         if self._ours is None or self._must_ratchet:
             raise AuthenticationError()
         current = self._receiving[-1] if self._receiving else None
@@ -199,7 +204,11 @@ class DoubleRatchet:
         new_chain = ReceiverChain(header.ratchet_key, chain_key, header.n + 1)
         new_chain.add_skipped(skipped)
         self._receiving.append(new_chain)
-        del self._receiving[:-MAX_RECEIVING_CHAINS]
+        evicted = self._receiving[:-MAX_RECEIVING_CHAINS]
+        if evicted:
+            self._retired.extend(chain.ratchet_key for chain in evicted)
+            del self._retired[:-MAX_RETIRED_CHAINS]
+            del self._receiving[:-MAX_RECEIVING_CHAINS]
         self._root = root
         self._theirs = header.ratchet_key
         self._must_ratchet = True
@@ -221,13 +230,22 @@ class DoubleRatchet:
                 [c.ratchet_key, c.chain_key, c.next_n, [x for kv in c.skipped.items() for x in kv]]
                 for c in self._receiving
             ],
+            list(self._retired),
         ]
 
     @classmethod
-    def from_list(cls, fields: list[Any]) -> DoubleRatchet:
-        """Rebuild a state from :meth:`to_list`; raises ``ValueError`` on any inconsistency."""
-        root, ours, sending, sending_n, previous, theirs, must_ratchet, chains = fields
+    def from_list(cls, fields: list[Any], *, version: int = 2) -> DoubleRatchet:
+        """Rebuild a state from :meth:`to_list`; raises ``ValueError`` on any inconsistency.
+
+        ``version`` is the session state's: version 1 had no retired chains.
+        """
+        if version == 1:
+            fields = [*fields, []]
+        root, ours, sending, sending_n, previous, theirs, must_ratchet, chains, retired = fields
         state = cls()
+        if type(retired) is not list or len(retired) > MAX_RETIRED_CHAINS:
+            raise ValueError("bad retired chains")
+        state._retired = [_key(k) for k in retired]
         state._root = _key(root)
         state._ours = None if ours is None else X25519PrivateKey(_key(ours))
         state._sending = None if sending is None else _key(sending)

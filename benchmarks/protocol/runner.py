@@ -164,7 +164,8 @@ def run_worker(impl: str, workload: str, rounds: int, warmup: int) -> dict[str, 
     return result
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
+def fmt_number(value: float | None, digits: int = 1) -> str:
+    """A number for the tables, with thousands separators; empty for ``None``."""
     return "" if value is None else f"{value:,.{digits}f}"
 
 
@@ -174,29 +175,29 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     lines = []
     for row in rows:
         if "median_us" in row:
-            spread = f"{_fmt(row['p10_us'])}-{_fmt(row['p90_us'])}"
+            spread = f"{fmt_number(row['p10_us'])}-{fmt_number(row['p90_us'])}"
             cells = (
-                _fmt(row["median_us"]),
+                fmt_number(row["median_us"]),
                 spread,
-                _fmt(row["ops_per_s"], 0),
-                _fmt(row["ratio"], 2) or "-",
+                fmt_number(row["ops_per_s"], 0),
+                fmt_number(row["ratio"], 2) or "-",
             )
         else:
             cells = (str(row["status"]), "", "", "")
         lines.append((row["workload"], row["impl"], *cells))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
 
-    def fmt(line: tuple[str, ...]) -> str:
+    def fmt_line(line: tuple[str, ...]) -> str:
         left = [line[i].ljust(widths[i]) for i in (0, 1)]
         right = [line[i].rjust(widths[i]) for i in range(2, len(line))]
         return "  ".join(left + right).rstrip()
 
-    out = [fmt(header), "  ".join("-" * w for w in widths)]
+    out = [fmt_line(header), "  ".join("-" * w for w in widths)]
     previous = None
     for line in lines:
         if previous is not None and line[0] != previous:
             out.append("")
-        out.append(fmt(line))
+        out.append(fmt_line(line))
         previous = line[0]
     return "\n".join(out)
 
@@ -259,15 +260,11 @@ def machine() -> dict[str, Any]:
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks protocol",
-        description="entrenous protocol benchmarks against vodozemac, doubleratchet + x3dh "
-        "and a raw floor of the primitives; one process per (implementation, workload).",
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="a short run (a tenth of the iterations, 3 passes)"
-    )
+def add_run_options(
+    parser: argparse.ArgumentParser, *, quick_help: str, default_json: Path
+) -> None:
+    """The options every suite's runner takes: ``--quick``, ``--passes`` and ``--json``."""
+    parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument(
         "--passes",
         type=int,
@@ -279,9 +276,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--json",
         type=Path,
-        default=DEFAULT_JSON,
+        default=default_json,
         metavar="PATH",
-        help=f"where to write the JSON report (default: {DEFAULT_JSON.relative_to(ROOT)})",
+        help=f"where to write the JSON report (default: {default_json.relative_to(ROOT)})",
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks protocol",
+        description="entrenous protocol benchmarks against vodozemac, doubleratchet + x3dh "
+        "and a raw floor of the primitives; one process per (implementation, workload).",
+    )
+    add_run_options(
+        parser,
+        quick_help="a short run (a tenth of the iterations, 3 passes)",
+        default_json=DEFAULT_JSON,
     )
     parser.add_argument(
         "--only",

@@ -28,10 +28,9 @@ import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from benchmarks.protocol.runner import BUSY_FRACTION, cpu_busy, machine
+from benchmarks.protocol.runner import BUSY_FRACTION, add_run_options, cpu_busy, fmt_number, machine
 from benchmarks.store.common import (
     CONVERSATIONS,
     FLOOR_OF,
@@ -290,10 +289,6 @@ def judge(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
     return verdicts
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "" if value is None else f"{value:,.{digits}f}"
-
-
 def render_table(rows: list[dict[str, Any]], sizes: list[int]) -> str:
     """The results as an aligned text table, one block per workload."""
     growth_title = f"{size_label(max(sizes))}/{size_label(min(sizes))}"
@@ -302,28 +297,28 @@ def render_table(rows: list[dict[str, Any]], sizes: list[int]) -> str:
     for row in rows:
         if "median_us" in row:
             cells = (
-                _fmt(row["median_us"]),
-                f"{_fmt(row['p10_us'])}-{_fmt(row['p90_us'])}",
-                _fmt(row["ops_per_s"], 0),
-                _fmt(row["x_floor"], 2) or "-",
-                _fmt(row["growth"], 2) or "-",
+                fmt_number(row["median_us"]),
+                f"{fmt_number(row['p10_us'])}-{fmt_number(row['p90_us'])}",
+                fmt_number(row["ops_per_s"], 0),
+                fmt_number(row["x_floor"], 2) or "-",
+                fmt_number(row["growth"], 2) or "-",
             )
         else:
             cells = (str(row["status"]), "", "", "", "")
         lines.append((row["workload"], row["label"], *cells))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
 
-    def fmt(line: tuple[str, ...]) -> str:
+    def fmt_line(line: tuple[str, ...]) -> str:
         left = [line[i].ljust(widths[i]) for i in (0, 1)]
         right = [line[i].rjust(widths[i]) for i in range(2, len(line))]
         return "  ".join(left + right).rstrip()
 
-    out = [fmt(header), "  ".join("-" * w for w in widths)]
+    out = [fmt_line(header), "  ".join("-" * w for w in widths)]
     previous = None
     for line in lines:
         if previous is not None and line[0] != previous:
             out.append("")
-        out.append(fmt(line))
+        out.append(fmt_line(line))
         previous = line[0]
     return "\n".join(out)
 
@@ -373,25 +368,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="entrenous store benchmarks (Client over SQLCipher 4) against raw sqlcipher3 "
         "floors, on populated stores of two sizes; one process per (workload, size).",
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="a short run: 10k and 100k stores, fewer iterations, 3 passes",
-    )
-    parser.add_argument(
-        "--passes",
-        type=int,
-        default=None,
-        metavar="N",
-        help="run every pair N times, in turn, and report its best pass "
-        "(default: 5, or 3 with --quick)",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=DEFAULT_JSON,
-        metavar="PATH",
-        help=f"where to write the JSON report (default: {DEFAULT_JSON.relative_to(ROOT)})",
+    add_run_options(
+        parser,
+        quick_help="a short run: 10k and 100k stores, fewer iterations, 3 passes",
+        default_json=DEFAULT_JSON,
     )
     parser.add_argument(
         "--only",

@@ -65,6 +65,7 @@ PREFIXES: tuple[str, ...] = (
     "LIM",  # limits
     "STO",  # the encrypted store
     "API",  # the Client API
+    "CON",  # consent records (compliance)
 )
 
 SPEC_DIR = "spec"

@@ -10,6 +10,11 @@ Every error the library raises on purpose derives from :class:`EntrenousError`, 
   version of the library.
 * :class:`UsageError`: the caller asked for something the API does not allow in this state.
 
+:class:`ConsentError` groups the consent errors (never raised itself); each of them also sits in
+exactly one of the branches above: :class:`ConsentRequired` is a usage error,
+:class:`InvalidConsentRequest` and :class:`InvalidConsentRecord` are peer errors, and
+:class:`ConsentLedgerBroken` is a state error.
+
 Programmer mistakes of type or shape (passing ``str`` where ``bytes`` is required) stay builtin
 ``TypeError`` / ``ValueError``, as in the standard library.
 
@@ -25,9 +30,15 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "ConsentError",
+    "ConsentLedgerBroken",
+    "ConsentRequired",
+    "ConsentSignatureInvalid",
     "EntrenousError",
     "EnvelopeTooLarge",
     "IdentityChanged",
+    "InvalidConsentRecord",
+    "InvalidConsentRequest",
     "InvalidKey",
     "LimitExceeded",
     "MalformedBundle",
@@ -199,3 +210,57 @@ class PayloadTooLarge(LimitExceeded):
 
     def __init__(self, limit: int, value: int) -> None:
         super().__init__("message payload size in bytes", limit, value)
+
+
+# --- consent (GDPR Art. 7) -------------------------------------------------------------------
+
+
+class ConsentError(EntrenousError):
+    """Base of the consent errors; never raised itself (each subclass has its own branch)."""
+
+
+class ConsentRequired(ConsentError, UsageError):
+    """Processing for a purpose that needs consent, without a valid, unexpired, unwithdrawn record.
+
+    ``purpose`` is the purpose identifier (never personal data); ``reason`` says why the consent
+    is not valid: ``"none recorded"``, ``"refused"``, ``"withdrawn"`` or ``"expired"``.
+    """
+
+    def __init__(self, purpose: str, reason: str) -> None:
+        super().__init__(f"purpose {purpose!r} requires consent ({reason})")
+        self.purpose = purpose
+        self.reason = reason
+
+
+class InvalidConsentRequest(ConsentError, PeerError):
+    """A consent request from the peer is malformed: a missing, extra, mistyped or oversized
+    field, or a notice hash that does not match the notice text. The message names the field."""
+
+
+class InvalidConsentRecord(ConsentError, PeerError):
+    """A consent record is malformed, forged, or does not answer the request it claims to answer.
+
+    The message names the field or the check that failed, never a value of the record.
+    """
+
+
+class ConsentSignatureInvalid(InvalidConsentRecord, AuthenticationError):
+    """A consent record's signature does not verify under the expected identity.
+
+    Both an :class:`InvalidConsentRecord` and the one opaque :class:`AuthenticationError` (ERR-02):
+    its message is the same as every other authentication failure's.
+    """
+
+
+class ConsentLedgerBroken(ConsentError, StateError):
+    """The consent ledger's hash chain does not verify. ``seq`` names the first broken entry.
+
+    ``reason`` is one of a few fixed phrases (an entry missing or out of order, a broken link, a
+    hash that does not match its content, a record that is not well-formed, a checkpoint that does
+    not match); never content of the ledger.
+    """
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"consent ledger broken at entry {seq}: {reason}")
+        self.seq = seq
+        self.reason = reason

@@ -84,6 +84,13 @@ EXPECTED_BRANCHES: dict[str, set[type[EntrenousError]]] = {
     "UnknownConversation": {PeerError},
     "IdentityChanged": {PeerError},
     "PayloadTooLarge": {LimitExceeded},
+    # Consent (spec/compliance.md): ConsentError only groups them, like EntrenousError.
+    "ConsentError": set(),
+    "ConsentRequired": {UsageError},
+    "InvalidConsentRequest": {PeerError},
+    "InvalidConsentRecord": {PeerError},
+    "ConsentSignatureInvalid": {PeerError},
+    "ConsentLedgerBroken": {StateError},
 }
 
 

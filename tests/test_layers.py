@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "_primitives": 1,
     "protocol": 2,
     "store": 3,
+    "compliance": 4,
     "payload": 4,
     "client": 4,
     "demo": 5,

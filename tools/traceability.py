@@ -65,7 +65,9 @@ PREFIXES: tuple[str, ...] = (
     "LIM",  # limits
     "STO",  # the encrypted store
     "API",  # the Client API
+    "RET",  # retention policy files, rules and sweeps
     "CON",  # consent records (compliance)
+    "ROPA",  # controller and record of processing (Art. 30)
 )
 
 SPEC_DIR = "spec"

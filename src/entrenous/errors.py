@@ -9,6 +9,8 @@ Every error the library raises on purpose derives from :class:`EntrenousError`, 
 * :class:`StateError`: serialised state (a session, a prekey pool) is unreadable or from another
   version of the library.
 * :class:`UsageError`: the caller asked for something the API does not allow in this state.
+  :class:`PolicyError` (a retention/consent policy file is refused) is one: it carries every
+  problem found, each with its location in the file.
 
 :class:`ConsentError` groups the consent errors (never raised itself); each of them also sits in
 exactly one of the branches above: :class:`ConsentRequired` is a usage error,
@@ -27,6 +29,9 @@ This module imports nothing from the rest of the package.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 __all__ = [
     "AuthenticationError",
@@ -47,6 +52,7 @@ __all__ = [
     "PayloadTooLarge",
     "PeerError",
     "PlaintextTooLarge",
+    "PolicyError",
     "PrekeyConsumed",
     "ReplayError",
     "SafetyNumberMismatch",
@@ -162,6 +168,50 @@ class UsageError(EntrenousError):
 
 class SafetyNumberMismatch(UsageError):
     """``mark_verified`` was given a safety number that is not this conversation's."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyProblem:
+    """One problem of a refused policy file: where it is and what is wrong.
+
+    ``location`` is the dotted path of the key in the file
+    (``retention.categories.contract.min_age``, ``purposes.marketing.categories[0]``), or ``""``
+    for the file as a whole (unreadable, not TOML). ``line`` and ``column`` are 1-based positions
+    in the file when known. The message quotes names, durations and ids from the file, never free
+    text (descriptions, contacts).
+    """
+
+    location: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+    def format(self, source: str) -> str:
+        """One line, compiler style: ``SOURCE:LINE:COLUMN: LOCATION: MESSAGE``."""
+        where = source
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self}"
+
+
+class PolicyError(UsageError):
+    """A retention/consent policy file was refused. ``problems`` lists every problem found.
+
+    ``source`` names the file (its path as given, or ``"<string>"``). ``str()`` gives a summary
+    line followed by one line per problem.
+    """
+
+    def __init__(self, source: str, problems: Iterable[PolicyProblem]) -> None:
+        self.source = source
+        self.problems: tuple[PolicyProblem, ...] = tuple(problems)
+        count = len(self.problems)
+        head = f"{source}: policy refused, {count} problem{'' if count == 1 else 's'}"
+        super().__init__("\n".join([head, *(f"  {p.format(source)}" for p in self.problems)]))
 
 
 # --- the store -----------------------------------------------------------------------------------

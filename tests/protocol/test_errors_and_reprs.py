@@ -76,6 +76,7 @@ EXPECTED_BRANCHES: dict[str, set[type[EntrenousError]]] = {
     "StateError": {StateError},
     "UsageError": {UsageError},
     "SafetyNumberMismatch": {UsageError},
+    "PolicyError": {UsageError},
     "StoreError": {errors.StoreError},
     "WrongKey": {errors.StoreError},
     "StoreLocked": {errors.StoreError},

@@ -921,3 +921,55 @@ def test_a_text_has_a_length_limit() -> None:
     doc["retention"]["categories"]["advice"]["description"] = "x" * 4097
     problem = only_problem(doc)
     assert problem.message == "longer than 4096 characters"
+
+
+# --- large files stay cheap and their messages short ---------------------------------------------
+
+
+def _many_categories(count: int) -> dict[str, Any]:
+    doc = base()
+    for i in range(count):
+        doc["retention"]["categories"][f"c{i:04d}"] = {
+            "description": "x",
+            "max_age": "11y",
+            "min_age": "10y",
+            "legal_ground": "law",
+        }
+    return doc
+
+
+@pytest.mark.req("RET-10", "RET-04")
+def test_an_override_conflicting_with_many_categories_names_the_first_few() -> None:
+    doc = _many_categories(500)
+    doc["retention"]["conversations"][CID2] = {"max_age": "30d"}
+    problem = only_problem(doc)
+    assert problem.message.startswith(
+        "max_age 30d is below the min_age of retention.categories.c0000 (10y, when the "
+        "conversation's category is c0000); retention.categories.c0001 (10y, "
+    )
+    # c0000..c0499, contract and advice conflict; the three highest minimums are shown
+    assert "; and 499 more: set min_age here" in problem.message
+    assert len(problem.message) < 400
+
+
+@pytest.mark.req("CON-53", "RET-04")
+def test_an_unknown_category_among_many_lists_a_few() -> None:
+    doc = _many_categories(500)
+    doc["purposes"]["advice"]["categories"] = ["nope"]
+    problem = only_problem(doc)
+    assert problem.message == (
+        'unknown category "nope" (categories defined in retention.categories: advice, c0000, '
+        "c0001, c0002, c0003, c0004, c0005, c0006, c0007, c0008 and 493 more)"
+    )
+
+
+@pytest.mark.req("RET-04")
+def test_a_file_of_many_problems_reports_the_first_hundred_in_line_order() -> None:
+    text = "\n".join(f"k{i} = 1" for i in range(20_000))
+    with pytest.raises(PolicyError) as info:
+        Policy.parse(text)
+    found = info.value.problems
+    assert len(found) == 101
+    assert found[-1].message == "... and 19903 more problems"  # 20,000 keys, 3 missing keys
+    assert [p.line for p in found[:3]] == [1, 2, 3]
+    assert all(len(p.message) < 200 for p in found)

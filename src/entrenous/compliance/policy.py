@@ -40,6 +40,7 @@ contacts, legal grounds).
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import functools
 import json
@@ -49,7 +50,7 @@ import stat
 import tomllib
 import types
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -767,14 +768,20 @@ def _unknown_key_message(loc: Loc) -> str:
     return message
 
 
-def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, str]]:
-    found: list[tuple[Loc, str]] = []
+#: A problem's message, or a function that makes it: messages that cost something (suggestions)
+#: are made only for the problems that are reported.
+_Message = str | Callable[[], str]
+
+
+def _pydantic_problems(error: ValidationError) -> list[tuple[Loc, _Message]]:
+    found: list[tuple[Loc, _Message]] = []
     for detail in error.errors(include_url=False, include_input=False):
         loc: Loc = tuple(part for part in detail["loc"] if part != "[key]")
         kind = detail["type"]
         last = loc[-1] if loc else ""
+        message: _Message
         if kind == "extra_forbidden":
-            message = _unknown_key_message(loc)
+            message = functools.partial(_unknown_key_message, loc)
         elif kind == "missing":
             message = _MISSING_HINTS.get(str(last), "missing: this key is required")
         elif kind == "literal_error" and last == "legal_basis":
@@ -824,21 +831,32 @@ class _Keys:
         return all(self.get(name) is not _INVALID for name in names)
 
 
+@functools.cache
+def _defaults(model: type[BaseModel]) -> Mapping[str, Any]:
+    """The default of each optional field (shared: :class:`_Keys` never changes a value)."""
+    return MappingProxyType(
+        {
+            name: info.get_default(call_default_factory=True)
+            for name, info in model.model_fields.items()
+            if not info.is_required()
+        }
+    )
+
+
 def _keys(model: type[BaseModel], table: object) -> _Keys | None:
     if not isinstance(table, dict):
         return None
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(_defaults(model))
     present: set[str] = set()
     for name, info in model.model_fields.items():
         key = info.alias or name
         if key in table:
             present.add(name)
+            values.pop(name, None)
             try:
                 values[name] = _adapter(model, name).validate_python(table[key])
             except ValidationError:
                 continue
-        elif not info.is_required():
-            values[name] = info.get_default(call_default_factory=True)
     return _Keys(MappingProxyType(values), frozenset(present))
 
 
@@ -877,20 +895,72 @@ def _rule_problems(path: Loc, rule: _Keys) -> list[tuple[Loc, str]]:
     return _order_problems(path, rule) + _ground_problems(path, rule)
 
 
-def _unknown_category(name: str, known: Iterable[str]) -> str:
-    defined = sorted(known)
-    listing = ", ".join(defined) if defined else "none"
+#: Listing and suggesting names stay cheap and short whatever the file holds.
+_LISTED_NAMES: Final = 10
+_SUGGEST_AMONG: Final = 100
+_LISTED_CONFLICTS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """The category names a file defines, as a set and sorted (sorted once, for messages)."""
+
+    names: frozenset[str]
+    ordered: tuple[str, ...]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+
+def _unknown_category(name: str, known: _Names) -> str:
+    defined = known.ordered
+    listing = ", ".join(defined[:_LISTED_NAMES]) if defined else "none"
+    if len(defined) > _LISTED_NAMES:
+        listing += f" and {len(defined) - _LISTED_NAMES} more"
     message = f'unknown category "{name}" (categories defined in retention.categories: {listing})'
-    close = difflib.get_close_matches(name, defined, n=1, cutoff=0.6)
-    return message + (f'; did you mean "{close[0]}"?' if close else "")
+    if len(defined) <= _SUGGEST_AMONG:
+        close = difflib.get_close_matches(name, defined, n=1, cutoff=0.6)
+        message += f'; did you mean "{close[0]}"?' if close else ""
+    return message
+
+
+class _Bases:
+    """The rules an override may build on (the default and every category), sorted once so that
+    checking an override costs a binary search, not a pass over the categories."""
+
+    def __init__(self, default: _Keys | None, categories: Mapping[str, _Keys | None]) -> None:
+        self.categories = categories
+        rules: list[tuple[str, str | None, _Keys | None]] = [("retention.default", None, default)]
+        rules += [(f"retention.categories.{n}", n, k) for n, k in categories.items()]
+        minimums: list[tuple[int, str, str | None]] = []
+        maximums: list[tuple[int, str, str | None]] = []
+        for path, category, keys in rules:
+            if keys is None:
+                continue
+            min_age, max_age = keys.get("min_age_ms"), keys.get("max_age_ms")
+            if min_age is not _INVALID and min_age:
+                minimums.append((min_age, path, category))
+            if max_age is not _INVALID and max_age is not None:
+                maximums.append((max_age, path, category))
+        # Most severe first: the highest minimums, the lowest maximums.
+        self._by_min = sorted(minimums, key=lambda item: (-item[0], item[1]))
+        self._by_max = sorted(maximums, key=lambda item: (item[0], item[1]))
+        self._negated_mins = [-item[0] for item in self._by_min]
+        self._maxes = [item[0] for item in self._by_max]
+
+    def minimums_above(self, max_age: int) -> tuple[int, list[tuple[int, str, str | None]]]:
+        """How many rules have a minimum above ``max_age``, and the first few of them."""
+        count = bisect.bisect_left(self._negated_mins, -max_age)
+        return count, self._by_min[: min(count, _LISTED_CONFLICTS)]
+
+    def maximums_below(self, min_age: int) -> tuple[int, list[tuple[int, str, str | None]]]:
+        """How many rules have a finite maximum below ``min_age``, and the first few of them."""
+        count = bisect.bisect_left(self._maxes, min_age)
+        return count, self._by_max[: min(count, _LISTED_CONFLICTS)]
 
 
 def _override_problems(
-    cid: str,
-    rule: _Keys,
-    default: _Keys | None,
-    categories: Mapping[str, _Keys | None],
-    known: set[str] | None,
+    cid: str, rule: _Keys, bases: _Bases, known: _Names | None
 ) -> list[tuple[Loc, str]]:
     path: Loc = ("retention", "conversations", cid)
     if not rule.present:
@@ -906,43 +976,41 @@ def _override_problems(
         found += _ground_problems(path, rule)
     if sets_min and sets_max:
         return found + _order_problems(path, rule)
-    # The override inherits a maximum or a minimum: check it against every rule it may build on.
-    bases: list[tuple[str, _Keys | None]]
-    if category is not None:
-        bases = [(f"retention.categories.{category}", categories.get(category))]
-    else:
-        bases = [("retention.default", default)]
-        bases += [(f"retention.categories.{n}", c) for n, c in sorted(categories.items())]
-    # With max_age set here, the minimum comes from the base; with min_age set, the maximum does.
+    # The override inherits a maximum or a minimum: check it against every rule it may build on
+    # (the category it names, or else the default and every category).
     own, inherited = ("max_age", "min_age") if sets_max else ("min_age", "max_age")
-    conflicts: list[str] = []
-    for name, base in bases:
-        if base is None:
-            continue
-        max_age = (rule if sets_max else base).get("max_age_ms")
-        min_age = (rule if sets_min else base).get("min_age_ms")
-        if max_age is _INVALID or min_age is _INVALID or max_age is None or min_age <= max_age:
-            continue
-        shown = format_duration(base.get(f"{inherited}_ms"))
-        if category is None and name != "retention.default":
-            shown += f", when the conversation's category is {name.rsplit('.', 1)[1]}"
-        conflicts.append(f"{name} ({shown})")
-    if conflicts:
-        fix = "set min_age here" if sets_max else "set max_age here too"
-        if sets_max and category is None:
-            fix += ", or name the conversation's category"
-        relation = "below" if sets_max else "above"
-        message = (
-            f"{own} {format_duration(rule.get(f'{own}_ms'))} is {relation} the {inherited} of "
-            + "; ".join(conflicts)
-            + f": {fix}"
-        )
-        found.append(((*path, own), message))
+    value = rule.get(f"{own}_ms")
+    if value is _INVALID or value is None:
+        return found
+    if category is not None:
+        named = bases.categories.get(category)
+        bases = _Bases(None, {category: named} if named is not None else {})
+    count, worst = bases.minimums_above(value) if sets_max else bases.maximums_below(value)
+    if not count:
+        return found
+    shown = []
+    for age, name, conflicting in worst:
+        when = ""
+        if category is None and conflicting is not None:
+            when = f", when the conversation's category is {conflicting}"
+        shown.append(f"{name} ({format_duration(age)}{when})")
+    if count > len(worst):
+        shown.append(f"and {count - len(worst)} more")
+    fix = "set min_age here" if sets_max else "set max_age here too"
+    if sets_max and category is None:
+        fix += ", or name the conversation's category"
+    relation = "below" if sets_max else "above"
+    message = (
+        f"{own} {format_duration(value)} is {relation} the {inherited} of "
+        + "; ".join(shown)
+        + f": {fix}"
+    )
+    found.append(((*path, own), message))
     return found
 
 
 def _purpose_problems(
-    name: str, purpose: _Keys, table: Mapping[str, Any], known: set[str] | None
+    name: str, purpose: _Keys, table: Mapping[str, Any], known: _Names | None
 ) -> list[tuple[Loc, str]]:
     path: Loc = ("purposes", name)
     found: list[tuple[Loc, str]] = []
@@ -994,20 +1062,21 @@ def _consistency_problems(raw: Mapping[str, Any]) -> list[tuple[Loc, str]]:
     if default is not None:
         found += _rule_problems(("retention", "default"), default)
     raw_categories = retention.get("categories", {})
-    known: set[str] | None = None
+    known: _Names | None = None
     categories: dict[str, _Keys | None] = {}
     if isinstance(raw_categories, dict):
-        known = set(raw_categories)
+        known = _Names(frozenset(raw_categories), tuple(sorted(raw_categories)))
         for name, table in raw_categories.items():
             categories[name] = rule = _keys(CategoryRule, table)
             if rule is not None:
                 found += _rule_problems(("retention", "categories", name), rule)
     conversations = retention.get("conversations", {})
     if isinstance(conversations, dict):
+        bases = _Bases(default, categories)
         for cid, table in conversations.items():
             override = _keys(ConversationRule, table)
             if override is not None:
-                found += _override_problems(cid, override, default, categories, known)
+                found += _override_problems(cid, override, bases, known)
     purposes = raw.get("purposes", {})
     if isinstance(purposes, dict):
         for name, table in purposes.items():
@@ -1028,12 +1097,18 @@ def _canonical(value: object) -> bytes:
     ).encode("utf-8")
 
 
-def _refuse(source: str, problems: list[PolicyProblem]) -> PolicyError:
-    ordered = sorted(problems, key=lambda p: (p.line is None, p.line or 0, p.location))
-    if len(ordered) > MAX_PROBLEMS:
-        rest = len(ordered) - MAX_PROBLEMS
-        ordered = [*ordered[:MAX_PROBLEMS], PolicyProblem("", f"... and {rest} more problems")]
-    return PolicyError(source, ordered)
+def _refuse(source: str, found: list[tuple[Loc, _Message]], positions: _Positions) -> PolicyError:
+    """The error for ``found``, in line order, at most :data:`MAX_PROBLEMS` of them."""
+    located = [(positions.line_of(loc), _format_loc(loc), message) for loc, message in found]
+    located.sort(key=lambda item: (item[0] is None, item[0] or 0, item[1]))
+    problems = [
+        PolicyProblem(location, message if isinstance(message, str) else message(), line)
+        for line, location, message in located[:MAX_PROBLEMS]
+    ]
+    if len(located) > MAX_PROBLEMS:
+        rest = len(located) - MAX_PROBLEMS
+        problems.append(PolicyProblem("", f"... and {rest} more problems"))
+    return PolicyError(source, problems)
 
 
 class Policy:
@@ -1116,7 +1191,7 @@ class Policy:
         positions = _Positions(text)
         raw = cls._toml(text, source, positions)
 
-        found: list[tuple[Loc, str]] = []
+        found: list[tuple[Loc, _Message]] = []
         version = raw.get("version")
         if version is not None and (type(version) is not int or version != POLICY_VERSION):
             if isinstance(version, int) and not isinstance(version, bool):
@@ -1132,11 +1207,7 @@ class Policy:
             found += _pydantic_problems(exc)
         found += _consistency_problems(raw)
         if found or model is None:
-            problems = [
-                PolicyProblem(_format_loc(loc), message, positions.line_of(loc))
-                for loc, message in found
-            ]
-            raise _refuse(source, problems)
+            raise _refuse(source, found, positions)
 
         policy = object.__new__(cls)
         policy._model = model

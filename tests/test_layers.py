@@ -1,8 +1,8 @@
 """The layers show in the folders and import in one direction only.
 
-errors -> _primitives -> protocol -> store -> client/payload -> demo/cli. A module may import
-its own layer and the layers below it, never one above; the primitives stay private (nothing
-outside the library imports them, and of the library only the layers above use them).
+errors -> _primitives -> protocol -> store -> compliance/payload -> client -> demo/cli. A module
+may import its own layer and the layers below it, never one above; the primitives stay private
+(nothing outside the library imports them, and of the library only the layers above use them).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ LAYERS: dict[str, int] = {
     "store": 3,
     "compliance": 4,
     "payload": 4,
-    "client": 4,
-    "demo": 5,
-    "cli": 5,
-    "__main__": 5,
-    "__init__": 5,
+    "client": 5,
+    "demo": 6,
+    "cli": 6,
+    "__main__": 6,
+    "__init__": 6,
 }
 
 

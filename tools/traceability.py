@@ -68,6 +68,12 @@ PREFIXES: tuple[str, ...] = (
     "RET",  # retention policy files, rules and sweeps
     "CON",  # consent records (compliance)
     "ROPA",  # controller and record of processing (Art. 30)
+    "SWP",  # retention applied in the store: expiry and sweeps
+    "DIS",  # disappearing messages
+    "HOLD",  # legal holds
+    "ERA",  # erasure and its receipt
+    "AUD",  # the audit trail
+    "EXP",  # access and portability export
 )
 
 SPEC_DIR = "spec"

@@ -16,20 +16,29 @@ tests. A ``Client`` may be shared between threads; its calls are serialised.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from entrenous import payload as payload_codec
+from entrenous._primitives.kdf import sha256
 from entrenous._primitives.rand import random_bytes
+from entrenous.compliance import audit, consent, erasure, export, holds, ledger, retention
+from entrenous.compliance.erasure import ErasureReceipt, Retained
+from entrenous.compliance.holds import Hold
+from entrenous.compliance.policy import Policy
+from entrenous.compliance.retention import SweepReport
 from entrenous.errors import (
     EntrenousError,
     IdentityChanged,
+    InvalidConsentRecord,
+    MalformedEnvelope,
     SafetyNumberMismatch,
     StoreCorrupt,
     UnknownConversation,
@@ -44,15 +53,29 @@ from entrenous.store.sqlcipher import SqlCipherStore, creation_marker, key_file_
 
 _IDENTITY = "identity"
 _PREKEYS = "prekeys"
+_POLICY = "policy"
+_REQUEST_PREFIX = "consent_request:"
 #: The most messages one history page returns.
 MAX_PAGE = 1000
+#: The longest category, subject id or peer label.
+MAX_LABEL = 256
+#: The longest disappearing-message timer (about 100 years), and the shortest (one second).
+MAX_TIMER_MS = 100 * 365 * 86_400_000
+MIN_TIMER_MS = 1000
 
 
 def _to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _new_conversation(session: Session, peer: str | None, now: int) -> ConversationRecord:
+def _new_conversation(
+    session: Session,
+    peer: str | None,
+    now: int,
+    *,
+    category: str | None = None,
+    subject: str | None = None,
+) -> ConversationRecord:
     """The record of a conversation that starts now (a fresh local uid, not yet verified)."""
     return ConversationRecord(
         uid=random_bytes(16),
@@ -63,7 +86,38 @@ def _new_conversation(session: Session, peer: str | None, now: int) -> Conversat
         verified=None,
         created_at=now,
         updated_at=now,
+        category=category,
+        subject=subject,
     )
+
+
+def _label_text(value: object, name: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > MAX_LABEL:
+        raise ValueError(f"{name} must be a non-empty str of at most {MAX_LABEL} characters")
+    return value
+
+
+def _control_timer(content: payload_codec.Payload) -> int | bool | None:
+    """The timer a peer's timer control message sets (``False`` if it is not one)."""
+    if content.control_type != "timer" or not isinstance(content.content, dict):
+        return False
+    ms = content.content.get("ms")
+    if ms is None:
+        return None
+    if type(ms) is not int or not MIN_TIMER_MS <= ms <= MAX_TIMER_MS:
+        raise MalformedEnvelope("a disappearing-timer message carries an invalid timer")
+    return ms
+
+
+def _timer_ms(after: timedelta | None) -> int | None:
+    if after is None:
+        return None
+    if not isinstance(after, timedelta):
+        raise TypeError("a disappearing timer is a datetime.timedelta or None")
+    ms = int(after.total_seconds() * 1000)
+    if not MIN_TIMER_MS <= ms <= MAX_TIMER_MS:
+        raise ValueError("a disappearing timer must be between one second and 100 years")
+    return ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +136,8 @@ class Message:
     content: str | dict[str, Any]
     sent_at: datetime
     received_at: datetime | None
+    control: str | None = None
+    expires_at: datetime | None = None
 
     @property
     def text(self) -> str | None:
@@ -90,7 +146,9 @@ class Message:
 
     @property
     def data(self) -> dict[str, Any] | None:
-        """The mapping of a structured message, else ``None``."""
+        """The mapping of a structured message, else ``None`` (control messages included)."""
+        if self.control is not None:
+            return None
         return self.content if isinstance(self.content, dict) else None
 
     def __repr__(self) -> str:
@@ -157,6 +215,43 @@ class Conversation:
         """True once :meth:`mark_verified` accepted this conversation's safety number."""
         return self._record().verified is not None
 
+    @property
+    def category(self) -> str | None:
+        """The retention category (a category of the applied policy), if any."""
+        return self._record().category
+
+    @property
+    def subject(self) -> str | None:
+        """The application's data-subject id for this conversation, if any."""
+        return self._record().subject
+
+    @property
+    def disappearing_after(self) -> timedelta | None:
+        """The disappearing-message timer agreed in this conversation, if any."""
+        timer = self._record().timer_ms
+        return None if timer is None else timedelta(milliseconds=timer)
+
+    def set_category(self, category: str | None) -> None:
+        """File the conversation under a policy category; its messages' expiry follows."""
+        self._client._classify(self._uid, category=category)
+
+    def set_subject(self, subject: str | None) -> None:
+        """Attach an app-given data-subject id (for holds, erasure and export)."""
+        self._client._classify(self._uid, subject=subject)
+
+    def set_disappearing(self, after: timedelta | None) -> bytes:
+        """Agree a disappearing-message timer with the peer; return the envelope to carry.
+
+        Both ends delete each later message ``after`` its time, capped by the policy's
+        maximum age; a minimum age and a legal hold outrank it. ``None`` turns it off.
+        """
+        timer = _timer_ms(after)
+        if not self._client._timers_apply():
+            raise UsageError("the applied policy does not allow disappearing messages")
+        return self._client._send(
+            self._uid, {"type": "timer", "ms": timer}, control=True, timer_ms=timer
+        )
+
     def safety_number(self) -> SafetyNumber:
         """The safety number both people can compare (aloud, or by QR code)."""
         return SafetyNumber.of(self._client.identity, self.peer_identity)
@@ -175,12 +270,50 @@ class Conversation:
         """Label the peer (a customer id, "bank", ...). See :meth:`Client.start_conversation`."""
         self._client._label(self._uid, peer, accept_identity_change)
 
-    def send(self, content: str | Mapping[str, Any]) -> bytes:
+    def send(self, content: str | Mapping[str, Any], *, purpose: str | None = None) -> bytes:
         """Encrypt and store one message; return the envelope to carry to the peer.
 
         The new ratchet state and the message are committed before the envelope is returned.
+        ``purpose`` names the processing purpose (a purpose of the policy): if the policy says
+        it needs consent, :class:`~entrenous.errors.ConsentRequired` is raised (nothing sent)
+        unless the peer's consent is given, unexpired and not withdrawn (CON-17).
         """
-        return self._client._send(self._uid, content)
+        return self._client._send(self._uid, content, purpose=purpose)
+
+    def request_consent(
+        self,
+        purpose: str,
+        *,
+        notice: str,
+        notice_version: str | None = None,
+        valid_for: timedelta | None = None,
+    ) -> bytes:
+        """Ask the peer for consent to a purpose of the policy; return the envelope to carry.
+
+        ``notice`` is the text the peer is shown; its SHA-256 must match the policy's
+        ``notice_sha256`` for the purpose if the policy gives one. The peer's client answers
+        with a record signed by the peer's identity key (see :meth:`answer_consent`).
+        """
+        return self._client._request_consent(self._uid, purpose, notice, notice_version, valid_for)
+
+    def answer_consent(self, request_id: str, *, give: bool) -> bytes:
+        """Give (or refuse) the consent a received request asks for; return the envelope.
+
+        The answer is a record signed with this client's identity key and kept in its own
+        ledger, so that :meth:`withdraw_consent` is one call.
+        """
+        return self._client._answer_consent(self._uid, request_id, give)
+
+    def withdraw_consent(self, purpose: str) -> bytes:
+        """Withdraw a consent given in this conversation (as easy as giving, Art. 7(3))."""
+        return self._client._withdraw_consent(self._uid, purpose)
+
+    def consent(self, purpose: str) -> str:
+        """The state of the peer's (or, on the subject's side, our) consent to a purpose.
+
+        One of ``"given"``, ``"refused"``, ``"withdrawn"``, ``"expired"`` or ``"none"``.
+        """
+        return self._client._consent_state(self._uid, purpose)
 
     def history(self, limit: int = 50, *, before: str | None = None) -> list[Message]:
         """Up to ``limit`` messages, newest first; pass the last id as ``before`` for more."""
@@ -206,6 +339,7 @@ class Client:
         "_closed",
         "_identity",
         "_lock",
+        "_policy",
         "_prekeys",
         "_prekeys_touched",
         "_sessions",
@@ -229,6 +363,7 @@ class Client:
         self._closed = False
         self._prekeys_touched = False
         self._touched_sessions: list[bytes] = []
+        self._policy: Policy | None = None
 
     # --- opening and closing -------------------------------------------------------------------
 
@@ -240,11 +375,15 @@ class Client:
         key: bytes | None = None,
         passphrase: str | None = None,
         clock: Callable[[], float] | None = None,
+        policy: Policy | None = None,
+        sweep: bool = True,
     ) -> Client:
         """Open the store at ``path``, creating it (and an identity) if it does not exist.
 
         Give exactly one of ``key`` (32 raw bytes, from the platform keystore: preferred) or
-        ``passphrase`` (stretched with Argon2id). A wrong key raises
+        ``passphrase`` (stretched with Argon2id). ``policy``, if given and not the one the
+        store already applies, is applied (see :meth:`apply_policy`); then, unless ``sweep``
+        is false, what has expired is swept (see :meth:`sweep`). A wrong key raises
         :class:`~entrenous.errors.WrongKey`; a store from a newer version
         :class:`~entrenous.errors.SchemaTooNew`; another open client
         :class:`~entrenous.errors.StoreLocked`; a damaged file
@@ -277,10 +416,21 @@ class Client:
         try:
             now = clock() if clock is not None else time.time()
             identity, prekeys = cls._load_or_create(store, int(now))
+            client = cls(store, identity, prekeys, clock or time.time)
+            stored = store.meta(_POLICY)
+            if stored is not None:
+                try:
+                    client._policy = Policy.parse(stored.decode("utf-8"), source="the store")
+                except (EntrenousError, UnicodeDecodeError):
+                    raise StoreCorrupt("the store's applied policy is not readable") from None
+            if policy is not None:
+                client.apply_policy(policy)
+            if sweep:
+                client.sweep()
         except BaseException:
             store.close()
             raise
-        return cls(store, identity, prekeys, clock or time.time)
+        return client
 
     @staticmethod
     def _load_or_create(store: SqlCipherStore, now: int) -> tuple[Identity, PrekeyPool]:
@@ -366,28 +516,105 @@ class Client:
     # --- conversations -------------------------------------------------------------------------
 
     def start_conversation(
-        self, bundle: bytes, *, peer: str | None = None, accept_identity_change: bool = False
+        self,
+        bundle: bytes,
+        *,
+        peer: str | None = None,
+        accept_identity_change: bool = False,
+        category: str | None = None,
+        subject: str | None = None,
     ) -> Conversation:
         """Start a conversation from a peer's published bundle (no round trip).
 
         ``peer`` is an optional label of the application's (a customer number, "bank"). If
         earlier conversations with that label had another identity, :class:`IdentityChanged`
         is raised unless ``accept_identity_change`` is true: a changed identity is never silent.
+        ``category`` files it under a retention category of the policy; ``subject`` names the
+        data subject it is about (see :meth:`erase` and :meth:`export`).
         """
         with self._lock:
             self._check_open()
+            self._check_category(category)
+            if subject is not None:
+                _label_text(subject, "subject")
             session = Session.initiate(self._identity, bundle)
             if peer is not None:
                 self._check_peer(peer, session.peer_identity, accept_identity_change)
-            record = _new_conversation(session, peer, self._now_ms())
+            record = _new_conversation(
+                session, peer, self._now_ms(), category=category, subject=subject
+            )
             with self._store.transaction():
                 self._store.add_conversation(record)
             self._sessions[record.uid] = session
             return Conversation(self, record.uid)
 
+    def _check_category(self, category: str | None) -> None:
+        if category is None:
+            return
+        _label_text(category, "category")
+        if self._policy is None:
+            raise UsageError("apply a policy before filing conversations under categories")
+        if category not in self._policy.categories:
+            raise UsageError("this category is not one of the applied policy's")
+
+    def _classify(
+        self, uid: bytes, *, category: str | bool | None = False, subject: str | bool | None = False
+    ) -> None:
+        with self._lock:
+            self._check_open()
+            self._record(uid)
+            now = self._now_ms()
+            changes: dict[str, Any] = {}
+            if category is not False:
+                assert not isinstance(category, bool)  # noqa: S101 - narrowed for mypy
+                self._check_category(category)
+                changes["category"] = category
+            if subject is not False:
+                assert not isinstance(subject, bool)  # noqa: S101 - narrowed for mypy
+                if subject is not None:
+                    _label_text(subject, "subject")
+                changes["subject"] = subject
+            with self._store.transaction():
+                self._store.update_conversation(uid, **changes)
+                record = self._record(uid)
+                self._apply_rule(record)
+                details: dict[str, Any] = {"conversation": uid.hex()}
+                if "category" in changes:
+                    details["category"] = category
+                if "subject" in changes:
+                    details["subject"] = (
+                        None if subject is None else audit.pseudonym(self._store, str(subject))
+                    )
+                audit.append(self._store, "conversation.classified", details, at=now)
+
+    def _retention(self, record: ConversationRecord) -> tuple[int, int | None]:
+        """The (minimum, maximum) age in ms of this conversation's messages under the policy."""
+        if self._policy is None:
+            return 0, None
+        rule = self._policy.rule_for(record.category, record.uid.hex())
+        return rule.min_age_ms, rule.max_age_ms
+
+    def _timers_apply(self) -> bool:
+        return self._policy is None or self._policy.disappearing_allowed
+
+    def _timer_of(self, record: ConversationRecord) -> int | None:
+        """The timer new messages of a conversation are stored under (none if not allowed)."""
+        return record.timer_ms if self._timers_apply() else None
+
+    def _expires(self, record: ConversationRecord, stored_at: int) -> int | None:
+        low, high = self._retention(record)
+        return retention.expires_at(
+            stored_at, min_ms=low, max_ms=high, timer_ms=self._timer_of(record)
+        )
+
+    def _apply_rule(self, record: ConversationRecord) -> None:
+        low, high = self._retention(record)
+        self._store.set_retention(
+            record.uid, min_ms=low, max_ms=high, use_timers=self._timers_apply()
+        )
+
     def _check_peer(self, peer: str, identity: PublicIdentity, accept: bool) -> None:
-        if not peer:
-            raise ValueError("peer must be a non-empty str")
+        _label_text(peer, "peer")
         # Compared with the latest conversation under the label: once a change was accepted,
         # the new identity is the one expected.
         for earlier in self._store.conversations_with_peer(peer)[:1]:
@@ -448,23 +675,67 @@ class Client:
 
     # --- sending -------------------------------------------------------------------------------
 
-    def _send(self, uid: bytes, content: str | Mapping[str, Any]) -> bytes:
+    def _send(
+        self,
+        uid: bytes,
+        content: str | Mapping[str, Any],
+        *,
+        control: bool = False,
+        timer_ms: int | bool | None = False,
+        purpose: str | None = None,
+        after_store: Callable[[ConversationRecord, int], None] | None = None,
+    ) -> bytes:
+        """Encrypt, store and return one message; ``timer_ms`` (not False) changes the timer.
+
+        ``after_store`` runs inside the same transaction (a consent record for the ledger).
+        """
         with self._lock:
             record = self._record(uid)
             now = self._now_ms()
+            if purpose is not None:
+                self._require_consent(record, purpose, now)
             message_id = random_bytes(16)
-            body = payload_codec.encode(message_id, now, content)
+            body = payload_codec.encode(message_id, now, content, control=control)
             session = self._session(record)
             try:
                 with self._store.transaction():
                     envelope = session.encrypt(body)
+                    if timer_ms is not False:
+                        record = self._set_timer(record, timer_ms, now, by="us")
+                    if after_store is not None:
+                        after_store(record, now)
                     self._store.update_conversation(uid, state=session.to_bytes(), updated_at=now)
-                    self._store.add_message(MessageRecord(message_id, uid, "sent", now, None, body))
+                    self._store.add_message(
+                        MessageRecord(
+                            message_id,
+                            uid,
+                            "sent",
+                            now,
+                            None,
+                            body,
+                            expires_at=self._expires(record, now),
+                            timer_ms=self._timer_of(record),
+                        )
+                    )
             except BaseException:
                 # The in-memory state ran ahead of the store: drop it, reload on next use.
                 self._sessions.pop(uid, None)
                 raise
             return envelope
+
+    def _set_timer(
+        self, record: ConversationRecord, timer_ms: int | bool | None, now: int, *, by: str
+    ) -> ConversationRecord:
+        """Change a conversation's disappearing timer (inside the caller's transaction)."""
+        timer = None if isinstance(timer_ms, bool) else timer_ms
+        self._store.update_conversation(record.uid, timer_ms=timer)
+        audit.append(
+            self._store,
+            "timer.changed",
+            {"conversation": record.uid.hex(), "timer_ms": timer, "by": by},
+            at=now,
+        )
+        return replace(record, timer_ms=timer)
 
     # --- receiving -----------------------------------------------------------------------------
 
@@ -554,13 +825,21 @@ class Client:
                 give_up()
                 return None
             key = (record.uid, content.message_id)
-            if key in seen:
+            if key in seen or content.control:
                 give_up()
                 return None
             seen.add(key)
+            expires = self._expires(record, now)
             staged.append(
                 MessageRecord(
-                    content.message_id, record.uid, "received", content.sent_at, now, plaintext
+                    content.message_id,
+                    record.uid,
+                    "received",
+                    content.sent_at,
+                    now,
+                    plaintext,
+                    expires_at=expires,
+                    timer_ms=self._timer_of(record),
                 )
             )
             message = Message(
@@ -571,6 +850,7 @@ class Client:
                 content=content.content,
                 sent_at=_to_datetime(content.sent_at),
                 received_at=_to_datetime(now),
+                expires_at=None if expires is None else _to_datetime(expires),
             )
             outcomes.append(
                 ReceiveOutcome(
@@ -627,6 +907,30 @@ class Client:
         # Everything that can refuse the message happens before the first write: a refused
         # first message must not even leave a data key behind.
         content = payload_codec.decode(plaintext)
+        timer_change = _control_timer(content)
+        consent_step = self._check_consent_control(record, content, now)
+        if new:
+            self._store.add_conversation(record)
+            self._store.save_secret(_PREKEYS, self._prekeys.to_bytes())
+        else:
+            self._store.update_conversation(record.uid, state=session.to_bytes(), updated_at=now)
+        if timer_change is not False:
+            record = self._set_timer(record, timer_change, now, by="peer")
+        if consent_step is not None:
+            consent_step()
+        expires = self._expires(record, now)
+        self._store.add_message(
+            MessageRecord(
+                content.message_id,
+                record.uid,
+                "received",
+                content.sent_at,
+                now,
+                plaintext,
+                expires_at=expires,
+                timer_ms=self._timer_of(record),
+            )
+        )
         message = Message(
             id=content.message_id.hex(),
             conversation_id=record.uid.hex(),
@@ -635,18 +939,258 @@ class Client:
             content=content.content,
             sent_at=_to_datetime(content.sent_at),
             received_at=_to_datetime(now),
-        )
-        if new:
-            self._store.add_conversation(record)
-            self._store.save_secret(_PREKEYS, self._prekeys.to_bytes())
-        else:
-            self._store.update_conversation(record.uid, state=session.to_bytes(), updated_at=now)
-        self._store.add_message(
-            MessageRecord(
-                content.message_id, record.uid, "received", content.sent_at, now, plaintext
-            )
+            control=content.control_type,
+            expires_at=None if expires is None else _to_datetime(expires),
         )
         return Received(Conversation(self, record.uid), message, new)
+
+    # --- consent -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ledger_key(record: ConversationRecord, *, subject_side: bool = False) -> str:
+        """Under which key a conversation's consent records go in the ledger (see ledger.py)."""
+        if subject_side:
+            return "conversation:" + record.uid.hex()
+        return record.subject or record.peer or "conversation:" + record.uid.hex()
+
+    def _purpose(self, name: str) -> Any:
+        if self._policy is None:
+            raise UsageError("apply a policy before naming processing purposes")
+        return self._policy.purpose(name)
+
+    def _require_consent(self, record: ConversationRecord, purpose: str, now: int) -> None:
+        if not self._purpose(purpose).requires_consent:
+            return
+        consent.require_consent(
+            ledger.records(self._store, purpose=purpose, key=self._ledger_key(record)),
+            record.subject,
+            purpose,
+            now,
+            identity=PublicIdentity._from_trusted_bytes(record.peer_identity),
+        )
+
+    def _consent_state(self, uid: bytes, purpose: str) -> str:
+        with self._lock:
+            record = self._record(uid)
+            now = self._now_ms()
+            peer = PublicIdentity._from_trusted_bytes(record.peer_identity)
+            theirs = ledger.records(self._store, purpose=purpose, key=self._ledger_key(record))
+            if theirs:
+                return consent.consent_state(theirs, record.subject, purpose, now, identity=peer)
+            ours = ledger.records(
+                self._store, purpose=purpose, key=self._ledger_key(record, subject_side=True)
+            )
+            return consent.consent_state(ours, None, purpose, now, identity=self.identity)
+
+    def _request_consent(
+        self,
+        uid: bytes,
+        purpose: str,
+        notice: str,
+        notice_version: str | None,
+        valid_for: timedelta | None,
+    ) -> bytes:
+        with self._lock:
+            self._check_open()
+            record = self._record(uid)
+            rules = self._purpose(purpose)
+            assert self._policy is not None  # noqa: S101 - _purpose checked it
+            expected = rules.notice_sha256
+            if expected is not None and sha256(notice.encode("utf-8")).hex() != expected:
+                raise UsageError("this notice is not the one the policy names for the purpose")
+            version = notice_version or rules.notice_version
+            if version is None:
+                raise UsageError("give the notice's version (the policy names none)")
+            valid_ms = rules.consent_valid_for_ms
+            if valid_for is not None:
+                valid_ms = int(valid_for.total_seconds() * 1000)
+            request = consent.ConsentRequest.create(
+                controller=self._policy.controller.name,
+                purpose=purpose,
+                notice_version=version,
+                notice_text=notice,
+                now_ms=self._now_ms(),
+                valid_for_ms=valid_ms,
+                subject=record.subject,
+            )
+
+            def remember(stored: ConversationRecord, now: int) -> None:
+                self._remember_request(stored.uid, request)
+
+            return self._send(
+                uid,
+                {"type": "consent_request", "request": request.to_content()},
+                control=True,
+                after_store=remember,
+            )
+
+    def _remember_request(self, uid: bytes, request: consent.ConsentRequest) -> None:
+        value = audit.canonical_json({"conversation": uid.hex(), "request": request.to_content()})
+        self._store.set_meta(_REQUEST_PREFIX + request.request_id.hex(), value)
+
+    def _pending_request(self, uid: bytes, request_id: bytes) -> consent.ConsentRequest | None:
+        raw = self._store.meta(_REQUEST_PREFIX + request_id.hex())
+        if raw is None:
+            return None
+        saved = json.loads(raw)
+        if saved.get("conversation") != uid.hex():
+            return None  # a request sent in another conversation is not answered from here
+        return consent.ConsentRequest.from_content(saved["request"])
+
+    def _answer_consent(self, uid: bytes, request_id: str, give: bool) -> bytes:
+        with self._lock:
+            self._check_open()
+            try:
+                raw_id = bytes.fromhex(request_id)
+            except (ValueError, TypeError):
+                raise UsageError("not a consent request id") from None
+            request = self._pending_request(uid, raw_id)
+            if request is None:
+                raise UsageError("no consent request with this id in this conversation")
+            answer = consent.ConsentRecord.answer(
+                self._identity, request, give=give, now_ms=self._now_ms()
+            )
+            return self._send_record(uid, answer)
+
+    def _withdraw_consent(self, uid: bytes, purpose: str) -> bytes:
+        with self._lock:
+            self._check_open()
+            record = self._record(uid)
+            given = consent.current_consent(
+                ledger.records(
+                    self._store, purpose=purpose, key=self._ledger_key(record, subject_side=True)
+                ),
+                None,
+                purpose,
+                self._now_ms(),
+                identity=self.identity,
+            )
+            if given is None:
+                raise UsageError("no consent to this purpose is given in this conversation")
+            withdrawal = given.withdrawal(self._identity, now_ms=self._now_ms())
+            return self._send_record(uid, withdrawal)
+
+    def _send_record(self, uid: bytes, answer: consent.ConsentRecord) -> bytes:
+        def keep(stored: ConversationRecord, now: int) -> None:
+            ledger.append(
+                self._store,
+                answer,
+                key=self._ledger_key(stored, subject_side=True),
+                at=now,
+                source="in-band",
+            )
+
+        return self._send(
+            uid,
+            {"type": "consent_record", "record": answer.to_content()},
+            control=True,
+            after_store=keep,
+        )
+
+    def _check_consent_control(
+        self, record: ConversationRecord, content: payload_codec.Payload, now: int
+    ) -> Callable[[], None] | None:
+        """Check a consent control message before anything is written; the step that stores it.
+
+        A request is kept so that it can be answered; a record is verified against the peer's
+        identity (and, for an answer, against the request we sent in this conversation) and
+        appended to the ledger. A bad one refuses the whole envelope (a ``PeerError``).
+        """
+        kind = content.control_type
+        if kind not in ("consent_request", "consent_record"):
+            return None
+        assert isinstance(content.content, dict)  # noqa: S101 - control messages are mappings
+        if kind == "consent_request":
+            request = consent.ConsentRequest.from_content(content.content.get("request"))
+            return lambda: self._remember_request(record.uid, request)
+        answer = consent.ConsentRecord.from_content(content.content.get("record"))
+        peer = PublicIdentity._from_trusted_bytes(record.peer_identity)
+        if answer.method != consent.METHOD_SIGNED:
+            raise InvalidConsentRecord("a consent record from the peer must be signed by it")
+        if answer.state == "withdrawn":
+            answer.verify(peer, now_ms=now)
+            if answer.subject not in (None, record.subject):
+                raise InvalidConsentRecord("the withdrawal names another data subject")
+        else:
+            pending = None
+            if answer.request_id is not None:
+                pending = self._pending_request(record.uid, answer.request_id)
+            if pending is None:
+                raise InvalidConsentRecord("the answer is to no request sent in this conversation")
+            answer.verify(peer, pending, now_ms=now)
+        key = self._ledger_key(record)
+
+        def store_it() -> None:
+            ledger.append(self._store, answer, key=key, at=now, source="in-band")
+
+        return store_it
+
+    def record_consent(
+        self,
+        *,
+        subject: str,
+        purpose: str,
+        give: bool = True,
+        notice_version: str | None = None,
+        notice: str | None = None,
+        valid_for: timedelta | None = None,
+    ) -> consent.ConsentRecord:
+        """Record a consent collected through another channel (a web form, a paper form).
+
+        Unsigned (method "recorded by controller"): the evidence is this ledger and its audit
+        trail. ``subject`` is the data subject id conversations carry. Withdrawing is
+        ``give=False`` after a given record: recorded as a withdrawal.
+        """
+        with self._lock:
+            self._check_open()
+            _label_text(subject, "subject")
+            rules = self._purpose(purpose)
+            assert self._policy is not None  # noqa: S101 - _purpose checked it
+            now = self._now_ms()
+            earlier = consent.current_consent(
+                ledger.records(self._store, purpose=purpose, key=subject), subject, purpose, now
+            )
+            state: consent.RecordState = "given" if give else "refused"
+            version = notice_version or rules.notice_version
+            digest = rules.notice_sha256
+            if notice is not None:
+                digest = sha256(notice.encode("utf-8")).hex()
+            if not give and earlier is not None:
+                # A withdrawal refers to the notice the consent was given on.
+                state = "withdrawn"
+                version, digest = earlier.notice_version, earlier.notice_sha256.hex()
+            if version is None:
+                raise UsageError("give the notice's version (the policy names none)")
+            if digest is None:
+                raise UsageError("give the notice text (the policy names no notice hash)")
+            valid_ms = rules.consent_valid_for_ms
+            if valid_for is not None:
+                valid_ms = int(valid_for.total_seconds() * 1000)
+            record = consent.ConsentRecord.recorded(
+                state=state,
+                controller=self._policy.controller.name,
+                purpose=purpose,
+                notice_version=version,
+                notice_sha256=bytes.fromhex(digest),
+                at_ms=now,
+                subject=subject,
+                expires_at=None if not give or valid_ms is None else now + valid_ms,
+            )
+            with self._store.transaction():
+                ledger.append(self._store, record, key=subject, at=now, source="recorded")
+            return record
+
+    def consent_records(self, subject: str) -> list[consent.ConsentRecord]:
+        """Every consent record about a data subject, oldest first."""
+        with self._lock:
+            self._check_open()
+            return ledger.subject_records(self._store, subject)
+
+    def verify_consent_ledger(self) -> int:
+        """Verify the consent ledger (chain, signatures, the audit trail's checkpoint)."""
+        with self._lock:
+            self._check_open()
+            return ledger.verify(self._store)
 
     # --- history -------------------------------------------------------------------------------
 
@@ -679,9 +1223,241 @@ class Client:
                         received_at=None
                         if stored.received_at is None
                         else _to_datetime(stored.received_at),
+                        control=content.control_type,
+                        expires_at=None
+                        if stored.expires_at is None
+                        else _to_datetime(stored.expires_at),
                     )
                 )
             return out
+
+    # --- compliance ----------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy | None:
+        """The retention and consent policy this store applies, if any."""
+        return self._policy
+
+    def apply_policy(self, policy: Policy) -> None:
+        """Apply a policy: keep it in the store and recompute every message's expiry.
+
+        Refused (:class:`UsageError`, nothing changed) if a conversation is filed under a
+        category the policy does not have. Audited; a no-op if it is already applied. Costs
+        one pass over the stored messages.
+        """
+        with self._lock:
+            self._check_open()
+            if self._policy is not None and self._policy.fingerprint == policy.fingerprint:
+                return
+            records = self._store.conversations()
+            unknown = {r.category for r in records if r.category is not None} - set(
+                policy.categories
+            )
+            if unknown:
+                raise UsageError(
+                    f"{len(unknown)} categor{'y' if len(unknown) == 1 else 'ies'} in use "
+                    "in this store are missing from the policy"
+                )
+            now = self._now_ms()
+            previous = self._policy
+            self._policy = policy
+            try:
+                with self._store.transaction():
+                    self._store.set_meta(_POLICY, policy.text.encode("utf-8"))
+                    for record in records:
+                        self._apply_rule(record)
+                    audit.append(
+                        self._store,
+                        "policy.applied",
+                        {
+                            "fingerprint": policy.fingerprint,
+                            "previous": None if previous is None else previous.fingerprint,
+                            "conversations": len(records),
+                        },
+                        at=now,
+                    )
+            except BaseException:
+                self._policy = previous
+                raise
+
+    def sweep(self, *, dry_run: bool = False) -> SweepReport:
+        """Delete every expired message that no legal hold covers (RET-07).
+
+        ``dry_run`` reports what would go and changes nothing. The cost follows the expired
+        rows, not the store. Runs at :meth:`open` too; schedule the next one with
+        :meth:`next_sweep_at`.
+        """
+        with self._lock:
+            self._check_open()
+            return retention.sweep(self._store, now=self._now_ms(), dry_run=dry_run)
+
+    def next_sweep_at(self) -> datetime | None:
+        """When the next message expires (outside holds), or ``None`` if none ever does."""
+        with self._lock:
+            self._check_open()
+            due = self._store.next_expiry()
+            return None if due is None else _to_datetime(due)
+
+    def place_hold(
+        self,
+        *,
+        conversation: Conversation | str | None = None,
+        subject: str | None = None,
+        reason: str,
+        reference: str | None = None,
+    ) -> Hold:
+        """Place a legal hold on a conversation or a data subject (HOLD-01).
+
+        While it is active nothing it covers is swept or erased. Audited.
+        """
+        with self._lock:
+            self._check_open()
+            uid = None
+            if conversation is not None:
+                uid = self._conversation_uid(conversation)
+            return holds.place(
+                self._store,
+                conversation_uid=uid,
+                subject=subject,
+                reason=reason,
+                reference=reference,
+                now=self._now_ms(),
+            )
+
+    def release_hold(self, hold_id: str) -> Hold:
+        """Release an active legal hold (HOLD-02). Audited."""
+        with self._lock:
+            self._check_open()
+            return holds.release(self._store, hold_id, now=self._now_ms())
+
+    def holds(self, *, active_only: bool = True) -> list[Hold]:
+        """The legal holds of this store, oldest first."""
+        with self._lock:
+            self._check_open()
+            return holds.holds(self._store, active_only=active_only)
+
+    def erase(
+        self, *, subject: str | None = None, conversation: Conversation | str | None = None
+    ) -> ErasureReceipt:
+        """Erase a data subject's conversations, or one conversation (GDPR Art. 17).
+
+        Destroys the data keys of what is erased (crypto-shredding), deletes the rows and
+        truncates the journal. What a legal hold or a minimum retention requires is kept, and
+        the signed :class:`ErasureReceipt` says what and on which ground (ERA-01 to ERA-06).
+        """
+        with self._lock:
+            self._check_open()
+            if (subject is None) == (conversation is None):
+                raise UsageError("erase exactly one of a subject or a conversation")
+            now = self._now_ms()
+            if conversation is not None:
+                uid = self._conversation_uid(conversation)
+                targets = [self._record(uid)]
+                scope: erasure.Scope = "conversation"
+                target = uid.hex()
+            else:
+                _label_text(subject, "subject")
+                assert subject is not None  # noqa: S101 - checked just above
+                targets = self._store.conversations_of_subject(subject)
+                scope = "subject"
+                with self._store.transaction():
+                    target = audit.pseudonym(self._store, subject)
+            try:
+                receipt = erasure.erase(
+                    self._store,
+                    self._identity,
+                    targets,
+                    scope=scope,
+                    target=target,
+                    now=now,
+                    retained=self._retained,
+                )
+            finally:
+                for record in targets:
+                    self._sessions.pop(record.uid, None)
+            self._store.shred_pending()
+            self._store.truncate_journal()
+            return receipt
+
+    def _retained(self, record: ConversationRecord) -> Retained | None:
+        if self._policy is None:
+            return None
+        rule = self._policy.rule_for(record.category, record.uid.hex())
+        if rule.min_age_ms <= 0:
+            return None
+        ground = f"minimum retention ({rule.source}"
+        ground += f": {rule.legal_ground})" if rule.legal_ground else ")"
+        return Retained(rule.min_age_ms, ground)
+
+    def export(self, subject: str) -> dict[str, Any]:
+        """Everything this store holds about a data subject, as JSON-compatible data.
+
+        Conversations (messages decrypted), consent records, holds, the retention applied,
+        erasure receipts and audit events about the subject; validates against
+        spec/export.schema.json (GDPR Art. 15 and 20, EXP-01). Audited.
+        """
+        with self._lock:
+            self._check_open()
+            _label_text(subject, "subject")
+            controller = None
+            if self._policy is not None:
+                controller = self._policy.controller.model_dump(mode="json")
+            return export.build(
+                self._store,
+                subject,
+                now=self._now_ms(),
+                controller=controller,
+                retention_of=self._retention_summary,
+                consent_records=[],
+            )
+
+    def _retention_summary(self, record: ConversationRecord) -> dict[str, Any]:
+        if self._policy is None:
+            return {
+                "policy": None,
+                "rule": None,
+                "max_age_ms": None,
+                "min_age_ms": 0,
+                "legal_ground": None,
+            }
+        rule = self._policy.rule_for(record.category, record.uid.hex())
+        return {
+            "policy": self._policy.fingerprint,
+            "rule": rule.source,
+            "max_age_ms": rule.max_age_ms,
+            "min_age_ms": rule.min_age_ms,
+            "legal_ground": rule.legal_ground,
+        }
+
+    def erasure_receipts(self) -> list[ErasureReceipt]:
+        """Every erasure receipt this store keeps, oldest first."""
+        with self._lock:
+            self._check_open()
+            return [ErasureReceipt.from_json(raw) for _, _, raw in self._store.erasures()]
+
+    def audit_events(self) -> list[audit.AuditEvent]:
+        """The audit trail, oldest first (ids, counts and pseudonyms only)."""
+        with self._lock:
+            self._check_open()
+            return list(audit.events(self._store))
+
+    def verify_audit(self) -> int:
+        """Verify the audit trail; the number of events, or :class:`AuditChainBroken`."""
+        with self._lock:
+            self._check_open()
+            return audit.verify(self._store)
+
+    def _conversation_uid(self, conversation: Conversation | str) -> bytes:
+        if isinstance(conversation, Conversation):
+            if conversation._client is not self:
+                raise UsageError("that conversation belongs to another client")
+            return conversation._uid
+        try:
+            uid = bytes.fromhex(conversation)
+        except (ValueError, TypeError):
+            raise UsageError("not a conversation id") from None
+        self._record(uid)
+        return uid
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

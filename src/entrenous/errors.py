@@ -34,7 +34,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
+    "AuditChainBroken",
     "AuthenticationError",
+    "ComplianceError",
     "ConsentError",
     "ConsentLedgerBroken",
     "ConsentRequired",
@@ -312,5 +314,21 @@ class ConsentLedgerBroken(ConsentError, StateError):
 
     def __init__(self, seq: int, reason: str) -> None:
         super().__init__(f"consent ledger broken at entry {seq}: {reason}")
+        self.seq = seq
+        self.reason = reason
+
+
+# --- the compliance layer ------------------------------------------------------------------------
+
+
+class ComplianceError(EntrenousError):
+    """A compliance action (retention, hold, erasure, audit) cannot be carried out."""
+
+
+class AuditChainBroken(ComplianceError):
+    """The audit trail fails verification; ``seq`` is the first entry that does not verify."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"audit trail broken at entry {seq}: {reason}")
         self.seq = seq
         self.reason = reason

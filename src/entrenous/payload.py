@@ -26,6 +26,9 @@ from entrenous.protocol import wire
 PAYLOAD_VERSION = 1
 KIND_TEXT = 1
 KIND_DATA = 2
+#: A control message of the library's own (a disappearing timer, a consent request or answer):
+#: canonical JSON of a mapping whose "type" names it.
+KIND_CONTROL = 3
 #: Largest text (UTF-8) or structured payload (as JSON) one message may carry.
 MAX_PAYLOAD_SIZE = 32768
 _FIELDS = 5
@@ -43,13 +46,29 @@ class Payload:
     message_id: bytes
     sent_at: int
     content: Content
+    control: bool = False
+
+    @property
+    def control_type(self) -> str | None:
+        """The type of a control message, else ``None``."""
+        if self.control and isinstance(self.content, dict):
+            kind = self.content.get("type")
+            return kind if isinstance(kind, str) else None
+        return None
 
     def __repr__(self) -> str:
         return f"Payload(message_id={self.message_id.hex()}, sent_at={self.sent_at})"
 
 
-def encode(message_id: bytes, sent_at: int, content: str | Mapping[str, Any]) -> bytes:
-    """The payload bytes for ``content``; refuses what cannot travel or is too large."""
+def encode(
+    message_id: bytes, sent_at: int, content: str | Mapping[str, Any], *, control: bool = False
+) -> bytes:
+    """The payload bytes for ``content``; refuses what cannot travel or is too large.
+
+    ``control`` marks a control message of the library's (a mapping with a str "type").
+    """
+    if control and not (isinstance(content, Mapping) and isinstance(content.get("type"), str)):
+        raise ValueError("a control message is a mapping with a str 'type'")
     if isinstance(content, str):
         kind, data = KIND_TEXT, content.encode("utf-8")
     elif isinstance(content, Mapping):
@@ -60,7 +79,7 @@ def encode(message_id: bytes, sent_at: int, content: str | Mapping[str, Any]) ->
             ).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise ValueError(f"structured payload is not JSON-compatible: {exc}") from None
-        kind = KIND_DATA
+        kind = KIND_CONTROL if control else KIND_DATA
     else:
         raise TypeError("a message is a str or a JSON-compatible mapping")
     if len(data) > MAX_PAYLOAD_SIZE:
@@ -115,10 +134,13 @@ def decode(data: bytes, *, trusted: bool = False) -> Payload:
         text = content.decode("utf-8")
         if kind == KIND_TEXT:
             return Payload(message_id, sent_at, text)
-        if kind == KIND_DATA:
+        if kind in (KIND_DATA, KIND_CONTROL):
             value = json.loads(text)
             if isinstance(value, dict):
-                return Payload(message_id, sent_at, value)
+                if kind == KIND_DATA:
+                    return Payload(message_id, sent_at, value)
+                if isinstance(value.get("type"), str):
+                    return Payload(message_id, sent_at, value, control=True)
     except (UnicodeDecodeError, ValueError, RecursionError):
         pass
     raise MalformedEnvelope("message payload is not well-formed")

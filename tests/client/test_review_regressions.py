@@ -30,7 +30,7 @@ def test_a_peer_clock_beyond_year_9999_is_a_typed_refusal_that_stores_nothing(
 
         original = payload.encode
 
-        def far_future(message_id: bytes, sent_at: int, content: object) -> bytes:
+        def far_future(message_id: bytes, sent_at: int, content: object, **_: object) -> bytes:
             return payload.wire.pack([1, 1, message_id, MAX_TIME_MS + 1, b"hi"])
 
         with Client.open(tmp_path / "eve.db", key=os.urandom(32)) as eve:

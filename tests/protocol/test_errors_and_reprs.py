@@ -55,7 +55,14 @@ from entrenous.protocol.padding import pad
 SRC = Path(errors.__file__).resolve().parent
 # spec/errors.md names four branches; the store layer adds StoreError as a fifth (reported to the
 # lead: ERR-01's text and spec/errors.md's table do not list it yet).
-BRANCHES = (PeerError, LimitExceeded, StateError, UsageError, errors.StoreError)
+BRANCHES = (
+    PeerError,
+    LimitExceeded,
+    StateError,
+    UsageError,
+    errors.StoreError,
+    errors.ComplianceError,
+)
 
 # The branch(es) each error's docstring (and spec/errors.md) puts it in.
 EXPECTED_BRANCHES: dict[str, set[type[EntrenousError]]] = {
@@ -92,6 +99,8 @@ EXPECTED_BRANCHES: dict[str, set[type[EntrenousError]]] = {
     "InvalidConsentRecord": {PeerError},
     "ConsentSignatureInvalid": {PeerError},
     "ConsentLedgerBroken": {StateError},
+    "ComplianceError": {errors.ComplianceError},
+    "AuditChainBroken": {errors.ComplianceError},
 }
 
 

@@ -39,9 +39,21 @@ STORE_ADDS: dict[int, Objects] = {
         ("table", "messages"),
         ("index", "messages_by_conversation"),
     },
+    2: {
+        ("index", "conversations_by_subject"),
+        ("index", "messages_by_expiry"),
+        ("table", "holds"),
+        ("index", "holds_active"),
+        ("table", "audit_events"),
+        ("table", "consent_ledger"),
+        ("index", "consent_by_purpose"),
+        ("table", "erasures"),
+        ("table", "pending_shreds"),
+    },
 }
 KEY_FILE_ADDS: dict[int, Objects] = {
     1: {("table", "key_file_meta"), ("table", "data_keys")},
+    2: set(),  # data_keys is rebuilt with a generation column: same name, nothing added
 }
 
 

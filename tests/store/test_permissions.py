@@ -60,7 +60,7 @@ def test_the_key_file_journal_is_owner_only(umask: int, tmp_path: Path) -> None:
         keys = client._store._keys._connection
         keys.execute("BEGIN IMMEDIATE")
         try:
-            keys.execute("INSERT INTO data_keys VALUES (?, ?)", (bytes(16), bytes(32)))
+            keys.execute("INSERT INTO data_keys VALUES (?, ?, ?)", (bytes(16), 0, bytes(32)))
             during = modes(tmp_path)
         finally:
             keys.execute("ROLLBACK")

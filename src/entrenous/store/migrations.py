@@ -51,6 +51,62 @@ CREATE TABLE messages (
 CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
 """
 
+#: Version 2: the compliance layer (spec/compliance.md). Conversations gain a category, a data
+#: subject, a disappearing-message timer and the generation of their data key; messages gain the
+#: timer they were stored under and an expiry time, with an index that only holds messages that
+#: expire (a sweep reads only what has expired). Holds, the audit trail, the consent ledger,
+#: erasure receipts and the data keys waiting to be destroyed get their tables.
+_V2 = """
+ALTER TABLE conversations ADD COLUMN category TEXT;
+ALTER TABLE conversations ADD COLUMN subject TEXT;
+ALTER TABLE conversations ADD COLUMN timer_ms INTEGER CHECK (timer_ms IS NULL OR timer_ms > 0);
+ALTER TABLE conversations ADD COLUMN key_generation INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX conversations_by_subject ON conversations (subject) WHERE subject IS NOT NULL;
+ALTER TABLE messages ADD COLUMN timer_ms INTEGER CHECK (timer_ms IS NULL OR timer_ms > 0);
+ALTER TABLE messages ADD COLUMN expires_at INTEGER;
+CREATE INDEX messages_by_expiry ON messages (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE holds (
+    id INTEGER PRIMARY KEY,
+    uid BLOB NOT NULL UNIQUE CHECK (length(uid) = 16),
+    conversation_uid BLOB CHECK (conversation_uid IS NULL OR length(conversation_uid) = 16),
+    subject TEXT,
+    reason TEXT NOT NULL,
+    reference TEXT,
+    placed_at INTEGER NOT NULL,
+    released_at INTEGER,
+    CHECK ((conversation_uid IS NULL) <> (subject IS NULL))
+);
+CREATE INDEX holds_active ON holds (id) WHERE released_at IS NULL;
+CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    details BLOB NOT NULL,
+    prev BLOB NOT NULL CHECK (length(prev) = 32),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+);
+CREATE TABLE consent_ledger (
+    seq INTEGER PRIMARY KEY,
+    subject TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    record BLOB NOT NULL,
+    prev BLOB NOT NULL CHECK (length(prev) = 32),
+    hash BLOB NOT NULL CHECK (length(hash) = 32)
+);
+CREATE INDEX consent_by_purpose ON consent_ledger (purpose, subject, seq);
+CREATE TABLE erasures (
+    id INTEGER PRIMARY KEY,
+    uid BLOB NOT NULL UNIQUE CHECK (length(uid) = 16),
+    at INTEGER NOT NULL,
+    receipt BLOB NOT NULL
+);
+CREATE TABLE pending_shreds (
+    conversation_uid BLOB NOT NULL CHECK (length(conversation_uid) = 16),
+    below_generation INTEGER NOT NULL,
+    PRIMARY KEY (conversation_uid, below_generation)
+) WITHOUT ROWID;
+"""
+
 #: The schema of the data-key file.
 _KEYS_V1 = """
 CREATE TABLE key_file_meta (
@@ -61,6 +117,21 @@ CREATE TABLE data_keys (
     conversation_uid BLOB PRIMARY KEY CHECK (length(conversation_uid) = 16),
     key BLOB NOT NULL CHECK (length(key) = 32)
 ) WITHOUT ROWID;
+"""
+
+#: Version 2 of the data-key file: a conversation may hold several generations of its key while
+#: an erasure re-seals what it keeps under a new one (spec/compliance.md, ERA).
+_KEYS_V2 = """
+CREATE TABLE data_keys_v2 (
+    conversation_uid BLOB NOT NULL CHECK (length(conversation_uid) = 16),
+    generation INTEGER NOT NULL CHECK (generation >= 0),
+    key BLOB NOT NULL CHECK (length(key) = 32),
+    PRIMARY KEY (conversation_uid, generation)
+) WITHOUT ROWID;
+INSERT INTO data_keys_v2 (conversation_uid, generation, key)
+    SELECT conversation_uid, 0, key FROM data_keys;
+DROP TABLE data_keys;
+ALTER TABLE data_keys_v2 RENAME TO data_keys
 """
 
 
@@ -83,8 +154,14 @@ def _script(sql: str) -> Callable[[Any], None]:
     return apply
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _script(_V1)),)
-KEY_FILE_MIGRATIONS: tuple[Migration, ...] = (Migration(1, "data keys", _script(_KEYS_V1)),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _script(_V1)),
+    Migration(2, "compliance", _script(_V2)),
+)
+KEY_FILE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "data keys", _script(_KEYS_V1)),
+    Migration(2, "data key generations", _script(_KEYS_V2)),
+)
 LATEST = MIGRATIONS[-1].version
 KEY_FILE_LATEST = KEY_FILE_MIGRATIONS[-1].version
 

@@ -40,7 +40,15 @@ from entrenous.errors import (
     WrongKey,
 )
 from entrenous.store import migrations
-from entrenous.store.base import ConversationRecord, Direction, MessageRecord
+from entrenous.store.base import (
+    ChainLog,
+    ChainRow,
+    ConversationRecord,
+    Direction,
+    ExpiredMessage,
+    HoldRecord,
+    MessageRecord,
+)
 from entrenous.store.keys import KEY_SIZE, key_file_key
 from entrenous.store.lock import StoreLock
 
@@ -50,7 +58,13 @@ LABEL_BODY = b"entrenous/v1 stored body"
 _PLAIN_SQLITE = b"SQLite format 3\x00"
 _DIRECTIONS: dict[Direction, int] = {"sent": 0, "received": 1}
 _DIRECTION_NAMES: dict[int, Direction] = {0: "sent", 1: "received"}
-_COLUMNS = "uid, session_id, peer_identity, peer, state, verified, created_at, updated_at"
+_COLUMNS = (
+    "uid, session_id, peer_identity, peer, state, verified, created_at, updated_at, "
+    "category, subject, timer_ms, key_generation"
+)
+_CHAIN_TABLES: dict[ChainLog, str] = {"audit": "audit_events", "consent": "consent_ledger"}
+#: Messages deleted (or re-sealed) per statement by sweeps and erasures.
+_BATCH = 500
 
 
 def key_file_path(store: Path) -> Path:
@@ -163,7 +177,7 @@ class KeyFile:
             self._connection = _connect(path, key)
         except WrongKey:
             raise StoreCorrupt("the data-key file does not belong to this store") from None
-        self._cache: dict[bytes, bytes] = {}
+        self._cache: dict[tuple[bytes, int], bytes] = {}
         try:
             with _guard():
                 self._connection.execute("PRAGMA journal_mode = DELETE")
@@ -189,29 +203,51 @@ class KeyFile:
             self._connection.close()
             raise
 
-    def create(self, conversation_uid: bytes) -> bytes:
-        """A fresh data key for a conversation, committed to the key file before it is used."""
+    def create(self, conversation_uid: bytes, generation: int = 0) -> bytes:
+        """A fresh data key for a conversation, committed to the key file before it is used.
+
+        A key of that generation left by an interrupted erasure (never used) is replaced.
+        """
         key = random_bytes(KEY_SIZE)
         with _guard():
             self._connection.execute(
-                "INSERT INTO data_keys (conversation_uid, key) VALUES (?, ?)",
-                (conversation_uid, key),
+                "INSERT INTO data_keys (conversation_uid, generation, key) VALUES (?, ?, ?) "
+                "ON CONFLICT (conversation_uid, generation) DO UPDATE SET key = excluded.key",
+                (conversation_uid, generation, key),
             )
-        self._cache[conversation_uid] = key
+        self._cache[conversation_uid, generation] = key
         return key
 
-    def get(self, conversation_uid: bytes) -> bytes:
+    def get(self, conversation_uid: bytes, generation: int = 0) -> bytes:
         """The data key of a conversation; :class:`StoreCorrupt` if it is missing."""
-        key = self._cache.get(conversation_uid)
+        key = self._cache.get((conversation_uid, generation))
         if key is None:
             with _guard():
                 row = self._connection.execute(
-                    "SELECT key FROM data_keys WHERE conversation_uid = ?", (conversation_uid,)
+                    "SELECT key FROM data_keys WHERE conversation_uid = ? AND generation = ?",
+                    (conversation_uid, generation),
                 ).fetchone()
             if row is None:
-                raise StoreCorrupt("a conversation's data key is missing from the data-key file")
-            key = self._cache[conversation_uid] = bytes(row[0])
+                raise StoreCorrupt(
+                    "a conversation's data key is missing from the data-key file "
+                    "(erased, or the key file is from another time)"
+                )
+            key = self._cache[conversation_uid, generation] = bytes(row[0])
         return key
+
+    def destroy(self, conversation_uid: bytes, below_generation: int) -> None:
+        """Destroy every key of a conversation below a generation (crypto-shredding).
+
+        The rollback journal and ``secure_delete`` leave no copy of a destroyed key in the file.
+        """
+        with _guard():
+            self._connection.execute(
+                "DELETE FROM data_keys WHERE conversation_uid = ? AND generation < ?",
+                (conversation_uid, below_generation),
+            )
+        for cached in [k for k in self._cache if k[0] == conversation_uid]:
+            if cached[1] < below_generation:
+                del self._cache[cached]
 
     def close(self) -> None:
         """Close the key file; idempotent."""
@@ -411,15 +447,20 @@ class SqlCipherStore:
             verified=None if row[5] is None else bytes(row[5]),
             created_at=row[6],
             updated_at=row[7],
+            category=row[8],
+            subject=row[9],
+            timer_ms=row[10],
+            key_generation=row[11],
         )
 
     def add_conversation(self, record: ConversationRecord) -> None:
         """Store a new conversation; its data key is created (and committed) first."""
         self._write()
-        self._keys.create(record.uid)
+        self._keys.create(record.uid, record.key_generation)
         with _guard():
             self._connection.execute(
-                f"INSERT INTO conversations ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                f"INSERT INTO conversations ({_COLUMNS}) "  # noqa: S608 - fixed names
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.uid,
                     record.session_id,
@@ -429,6 +470,10 @@ class SqlCipherStore:
                     record.verified,
                     record.created_at,
                     record.updated_at,
+                    record.category,
+                    record.subject,
+                    record.timer_ms,
+                    record.key_generation,
                 ),
             )
 
@@ -475,10 +520,16 @@ class SqlCipherStore:
         updated_at: int | None = None,
         peer: str | None = None,
         verified: bytes | Literal[False] | None = False,
+        category: str | Literal[False] | None = False,
+        subject: str | Literal[False] | None = False,
+        timer_ms: int | Literal[False] | None = False,
     ) -> None:
-        """Change some fields of a conversation (``verified=False`` leaves it unchanged)."""
+        """Change some fields of a conversation (``False`` leaves a field unchanged)."""
         self._write()
         changes: dict[str, object] = {}
+        for column, value in (("category", category), ("subject", subject), ("timer_ms", timer_ms)):
+            if value is not False:
+                changes[column] = value
         if state is not None:
             changes["state"] = state
         if updated_at is not None:
@@ -506,20 +557,15 @@ class SqlCipherStore:
         """Store messages in one statement (batches); a duplicate id raises ReplayError."""
         self._write()
         rows = []
-        row_ids: dict[bytes, int] = {}
+        found_rows: dict[bytes, tuple[int, int]] = {}
         for record in records:
-            row_id = row_ids.get(record.conversation_uid)
-            if row_id is None:
-                with _guard():
-                    found = self._connection.execute(
-                        "SELECT id FROM conversations WHERE uid = ?", (record.conversation_uid,)
-                    ).fetchone()
-                if found is None:
-                    raise StoreCorrupt("a message names a conversation that is not stored")
-                row_id = row_ids[record.conversation_uid] = found[0]
+            found = found_rows.get(record.conversation_uid)
+            if found is None:
+                found = found_rows[record.conversation_uid] = self._row_of(record.conversation_uid)
+            row_id, generation = found
             nonce = random_bytes(aead.NONCE_SIZE)
             body = aead.seal(
-                self._keys.get(record.conversation_uid),
+                self._keys.get(record.conversation_uid, generation),
                 nonce,
                 record.body,
                 LABEL_BODY + record.conversation_uid + record.uid,
@@ -533,54 +579,59 @@ class SqlCipherStore:
                     record.received_at,
                     nonce,
                     body,
+                    record.timer_ms,
+                    record.expires_at,
                 )
             )
         with _guard(duplicate=ReplayError("a message with this id is already stored")):
             self._connection.executemany(
-                "INSERT INTO messages "
-                "(conversation_id, uid, direction, sent_at, received_at, nonce, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, "
+                "nonce, body, timer_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+
+    def _row_of(self, conversation_uid: bytes) -> tuple[int, int]:
+        """A conversation's row id and data-key generation."""
+        with _guard():
+            found = self._connection.execute(
+                "SELECT id, key_generation FROM conversations WHERE uid = ?", (conversation_uid,)
+            ).fetchone()
+        if found is None:
+            raise StoreCorrupt("a message names a conversation that is not stored")
+        return int(found[0]), int(found[1])
 
     def history(
         self, conversation_uid: bytes, *, limit: int, before: bytes | None
     ) -> list[MessageRecord]:
         """Up to ``limit`` messages, newest first, older than message ``before`` if given."""
+        row_id, generation = self._row_of(conversation_uid)
         query = (
-            "SELECT m.uid, m.direction, m.sent_at, m.received_at, m.nonce, m.body "
-            "FROM messages AS m JOIN conversations AS c ON m.conversation_id = c.id "
-            "WHERE c.uid = ? "
+            "SELECT uid, direction, sent_at, received_at, nonce, body, timer_ms, expires_at "
+            "FROM messages WHERE conversation_id = ? "
         )
-        params: list[object] = [conversation_uid]
-        if before is not None:
-            query += (
-                "AND m.id < (SELECT b.id FROM messages AS b "
-                "WHERE b.conversation_id = c.id AND b.uid = ?) "
-            )
-            params.append(before)
-        query += "ORDER BY m.id DESC LIMIT ?"
-        params.append(limit)
+        params: list[object] = [row_id]
         if before is not None:
             with _guard():
                 found = self._connection.execute(
-                    "SELECT 1 FROM messages AS b JOIN conversations AS c "
-                    "ON b.conversation_id = c.id WHERE c.uid = ? AND b.uid = ?",
-                    (conversation_uid, before),
+                    "SELECT id FROM messages WHERE conversation_id = ? AND uid = ?",
+                    (row_id, before),
                 ).fetchone()
             if found is None:
                 raise UsageError("no such message in this conversation (a stale page cursor?)")
+            query += "AND id < ? "
+            params.append(found[0])
+        query += "ORDER BY id DESC LIMIT ?"
+        params.append(limit)
         with _guard():
             rows = self._connection.execute(query, params).fetchall()
         if not rows:
             return []
-        open_body = aead.opener(self._keys.get(conversation_uid))
+        open_body = aead.opener(self._keys.get(conversation_uid, generation))
         out = []
-        for raw_uid, direction, sent_at, received_at, nonce, body in rows:
+        for raw_uid, direction, sent_at, received_at, nonce, body, timer_ms, expires_at in rows:
             uid = bytes(raw_uid)
-            ad = LABEL_BODY + conversation_uid + uid
             try:
-                plain = open_body(bytes(nonce), bytes(body), ad)
+                plain = open_body(bytes(nonce), bytes(body), LABEL_BODY + conversation_uid + uid)
             except AuthenticationError:
                 raise StoreCorrupt("a stored message body does not authenticate") from None
             out.append(
@@ -591,9 +642,375 @@ class SqlCipherStore:
                     sent_at=sent_at,
                     received_at=received_at,
                     body=plain,
+                    expires_at=expires_at,
+                    timer_ms=timer_ms,
                 )
             )
         return out
+
+    # --- compliance: settings, subjects, retention ------------------------------------------
+
+    def meta(self, name: str) -> bytes | None:
+        """A named store setting, or ``None``."""
+        with _guard():
+            row = self._connection.execute(
+                "SELECT value FROM store_meta WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, name: str, value: bytes | None) -> None:
+        """Create, replace or (``None``) remove a named store setting."""
+        self._write()
+        if name in ("format", "store_id"):
+            raise UsageError("the store's format and id cannot be changed")
+        with _guard():
+            if value is None:
+                self._connection.execute("DELETE FROM store_meta WHERE name = ?", (name,))
+            else:
+                self._connection.execute(
+                    "INSERT INTO store_meta (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (name, value),
+                )
+
+    def conversations_of_subject(self, subject: str) -> list[ConversationRecord]:
+        """The conversations with this subject id or peer label, oldest first."""
+        with _guard():
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM conversations WHERE subject = ? "  # noqa: S608 - fixed names
+                f"UNION SELECT {_COLUMNS} FROM conversations WHERE peer = ? ORDER BY created_at",
+                (subject, subject),
+            ).fetchall()
+        return [self._conversation(row) for row in rows]
+
+    def set_retention(
+        self, conversation_uid: bytes, *, min_ms: int, max_ms: int | None, use_timers: bool = True
+    ) -> None:
+        """Recompute the expiry of every message of a conversation (see :class:`Store`)."""
+        self._write()
+        row_id, _ = self._row_of(conversation_uid)
+        timer = "timer_ms" if use_timers else "NULL"
+        with _guard():
+            # keep = max(min, min(max, timer)), where a NULL max or timer does not bound it.
+            self._connection.execute(
+                "UPDATE messages SET expires_at = CASE "  # noqa: S608 - fixed names
+                f"WHEN ?1 IS NULL AND {timer} IS NULL THEN NULL "
+                "ELSE coalesce(received_at, sent_at) + max(?2, "
+                f"min(coalesce(?1, {timer}), coalesce({timer}, ?1))) END "
+                "WHERE conversation_id = ?3",
+                (max_ms, min_ms, row_id),
+            )
+
+    def held_conversations(self) -> set[bytes]:
+        """The uids of the conversations under an active hold (directly or by subject)."""
+        held: set[bytes] = set()
+        for hold in self.holds(active_only=True):
+            if hold.conversation_uid is not None:
+                held.add(hold.conversation_uid)
+            elif hold.subject is not None:
+                held.update(r.uid for r in self.conversations_of_subject(hold.subject))
+        return held
+
+    def _held_row_ids(self) -> list[int]:
+        held = self.held_conversations()
+        if not held:
+            return []
+        marks = ", ".join("?" for _ in held)
+        with _guard():
+            rows = self._connection.execute(
+                f"SELECT id FROM conversations WHERE uid IN ({marks})",  # noqa: S608 - placeholders
+                list(held),
+            ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def expired(self, now: int, *, limit: int) -> list[ExpiredMessage]:
+        """Up to ``limit`` messages expired at ``now``, oldest expiry first, none under a hold.
+
+        Reads the expiry index from its start: the cost follows the expired (and held) rows,
+        not the store.
+        """
+        held = self._held_row_ids()
+        skip = f"AND m.conversation_id NOT IN ({', '.join('?' for _ in held)}) " if held else ""
+        query = (
+            "SELECT m.id, c.uid, m.uid, m.expires_at FROM messages AS m "  # noqa: S608
+            "JOIN conversations AS c ON c.id = m.conversation_id "
+            f"WHERE m.expires_at IS NOT NULL AND m.expires_at <= ? {skip}"
+            "ORDER BY m.expires_at LIMIT ?"
+        )
+        with _guard():
+            rows = self._connection.execute(query, [now, *held, limit]).fetchall()
+        return [ExpiredMessage(int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3])) for r in rows]
+
+    def next_expiry(self) -> int | None:
+        """The earliest expiry of a message not under a hold, or ``None``."""
+        held = self._held_row_ids()
+        skip = f"AND conversation_id NOT IN ({', '.join('?' for _ in held)}) " if held else ""
+        query = (
+            f"SELECT expires_at FROM messages WHERE expires_at IS NOT NULL {skip}"  # noqa: S608
+            "ORDER BY expires_at LIMIT 1"
+        )
+        with _guard():
+            row = self._connection.execute(query, held).fetchone()
+        return None if row is None else int(row[0])
+
+    def delete_messages(self, row_ids: list[int]) -> None:
+        """Delete messages by their row ids (found by :meth:`expired`)."""
+        self._write()
+        with _guard():
+            for start in range(0, len(row_ids), _BATCH):
+                chunk = row_ids[start : start + _BATCH]
+                marks = ", ".join("?" for _ in chunk)
+                self._connection.execute(
+                    f"DELETE FROM messages WHERE id IN ({marks})",  # noqa: S608 - placeholders
+                    chunk,
+                )
+
+    def messages_of(
+        self, conversation_uid: bytes, *, stored_before: int | None = None
+    ) -> list[tuple[bytes, int]]:
+        """The ids and times of a conversation's messages (all, or stored before a time)."""
+        row_id, _ = self._row_of(conversation_uid)
+        query = "SELECT uid, coalesce(received_at, sent_at) FROM messages WHERE conversation_id = ?"
+        params: list[object] = [row_id]
+        if stored_before is not None:
+            query += " AND coalesce(received_at, sent_at) < ?"
+            params.append(stored_before)
+        with _guard():
+            rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
+        return [(bytes(r[0]), int(r[1])) for r in rows]
+
+    # --- compliance: erasure ----------------------------------------------------------------
+
+    def erase_conversation(self, uid: bytes) -> None:
+        """Delete a conversation and its messages; schedule all its data keys for shredding."""
+        self._write()
+        row_id, generation = self._row_of(uid)
+        with _guard():
+            self._connection.execute("DELETE FROM messages WHERE conversation_id = ?", (row_id,))
+            self._connection.execute("DELETE FROM conversations WHERE id = ?", (row_id,))
+            self._schedule_shred(uid, generation + 1)
+
+    def prune_and_reseal(self, uid: bytes, *, keep_stored_from: int) -> None:
+        """Delete the messages stored before a time; re-seal the rest under a new data key.
+
+        The new key is committed to the key file first (an interrupted erasure leaves at most
+        an unused key, replaced when the erasure is retried); the old ones are only scheduled
+        here and destroyed by :meth:`shred_pending` once this transaction has committed.
+        """
+        self._write()
+        row_id, generation = self._row_of(uid)
+        old_key = self._keys.get(uid, generation)
+        new_key = self._keys.create(uid, generation + 1)
+        open_body = aead.opener(old_key)
+        with _guard():
+            self._connection.execute(
+                "DELETE FROM messages WHERE conversation_id = ? "
+                "AND coalesce(received_at, sent_at) < ?",
+                (row_id, keep_stored_from),
+            )
+            kept = self._connection.execute(
+                "SELECT id, uid, nonce, body FROM messages WHERE conversation_id = ?", (row_id,)
+            ).fetchall()
+        updates = []
+        for message_row, raw_uid, nonce, body in kept:
+            ad = LABEL_BODY + uid + bytes(raw_uid)
+            try:
+                plain = open_body(bytes(nonce), bytes(body), ad)
+            except AuthenticationError:
+                raise StoreCorrupt("a stored message body does not authenticate") from None
+            fresh = random_bytes(aead.NONCE_SIZE)
+            updates.append((fresh, aead.seal(new_key, fresh, plain, ad), message_row))
+        with _guard():
+            self._connection.executemany(
+                "UPDATE messages SET nonce = ?, body = ? WHERE id = ?", updates
+            )
+            self._connection.execute(
+                "UPDATE conversations SET key_generation = ? WHERE id = ?",
+                (generation + 1, row_id),
+            )
+            self._schedule_shred(uid, generation + 1)
+
+    def _schedule_shred(self, uid: bytes, below_generation: int) -> None:
+        self._connection.execute(
+            "INSERT OR IGNORE INTO pending_shreds (conversation_uid, below_generation) "
+            "VALUES (?, ?)",
+            (uid, below_generation),
+        )
+
+    def shred_pending(self) -> int:
+        """Destroy the data keys scheduled by committed erasures; return how many were due.
+
+        Runs outside a transaction: each key is destroyed (and committed in the key file)
+        before its schedule entry is removed, so a crash in between repeats a harmless destroy.
+        """
+        if self._depth:
+            raise RuntimeError("shred_pending runs after the erasure's transaction commits")
+        with _guard():
+            due = self._connection.execute(
+                "SELECT conversation_uid, below_generation FROM pending_shreds"
+            ).fetchall()
+        for raw_uid, below in due:
+            self._keys.destroy(bytes(raw_uid), int(below))
+            with self.transaction(), _guard():
+                self._connection.execute(
+                    "DELETE FROM pending_shreds WHERE conversation_uid = ? "
+                    "AND below_generation = ?",
+                    (raw_uid, below),
+                )
+        return len(due)
+
+    def truncate_journal(self) -> None:
+        """Checkpoint the write-ahead log into the store and truncate it to zero bytes."""
+        if self._depth:
+            raise RuntimeError("the journal can only be truncated outside a transaction")
+        with _guard():
+            busy = self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy is not None and busy[0]:
+            raise StoreError("the write-ahead log could not be truncated (the store is busy)")
+
+    def add_erasure(self, uid: bytes, at: int, receipt: bytes) -> None:
+        """Keep an erasure receipt."""
+        self._write()
+        with _guard():
+            self._connection.execute(
+                "INSERT INTO erasures (uid, at, receipt) VALUES (?, ?, ?)", (uid, at, receipt)
+            )
+
+    def erasures(self) -> list[tuple[bytes, int, bytes]]:
+        """Every erasure receipt (uid, time, receipt bytes), oldest first."""
+        with _guard():
+            rows = self._connection.execute(
+                "SELECT uid, at, receipt FROM erasures ORDER BY id"
+            ).fetchall()
+        return [(bytes(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+    # --- compliance: holds ------------------------------------------------------------------
+
+    @staticmethod
+    def _hold(row: Any) -> HoldRecord:
+        return HoldRecord(
+            uid=bytes(row[0]),
+            conversation_uid=None if row[1] is None else bytes(row[1]),
+            subject=row[2],
+            reason=row[3],
+            reference=row[4],
+            placed_at=row[5],
+            released_at=row[6],
+        )
+
+    def add_hold(self, record: HoldRecord) -> None:
+        """Store a new legal hold."""
+        self._write()
+        with _guard():
+            self._connection.execute(
+                "INSERT INTO holds (uid, conversation_uid, subject, reason, reference, "
+                "placed_at, released_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.uid,
+                    record.conversation_uid,
+                    record.subject,
+                    record.reason,
+                    record.reference,
+                    record.placed_at,
+                    record.released_at,
+                ),
+            )
+
+    def release_hold(self, uid: bytes, at: int) -> HoldRecord | None:
+        """Release an active hold; the released record, or ``None`` if none is active."""
+        self._write()
+        with _guard():
+            self._connection.execute(
+                "UPDATE holds SET released_at = ? WHERE uid = ? AND released_at IS NULL",
+                (at, uid),
+            )
+            changed = self._connection.execute("SELECT changes()").fetchone()[0]
+            row = self._connection.execute(
+                "SELECT uid, conversation_uid, subject, reason, reference, placed_at, released_at "
+                "FROM holds WHERE uid = ?",
+                (uid,),
+            ).fetchone()
+        return self._hold(row) if changed and row is not None else None
+
+    def holds(self, *, active_only: bool) -> list[HoldRecord]:
+        """Legal holds, oldest first (only the active ones if asked)."""
+        query = (
+            "SELECT uid, conversation_uid, subject, reason, reference, placed_at, released_at "
+            "FROM holds "
+        )
+        if active_only:
+            query += "WHERE released_at IS NULL "
+        with _guard():
+            rows = self._connection.execute(query + "ORDER BY id").fetchall()
+        return [self._hold(row) for row in rows]
+
+    # --- compliance: hash-chained logs ------------------------------------------------------
+
+    def last_chain_row(self, log: ChainLog) -> ChainRow | None:
+        """The newest row of a hash-chained log."""
+        rows = self._chain_query(log, "ORDER BY seq DESC LIMIT 1", [])
+        return rows[0] if rows else None
+
+    def add_chain_row(self, log: ChainLog, row: ChainRow) -> None:
+        """Append a row to a hash-chained log."""
+        self._write()
+        with _guard():
+            if log == "audit":
+                self._connection.execute(
+                    "INSERT INTO audit_events (seq, at, action, details, prev, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (row.seq, row.at, row.kind, row.body, row.prev, row.hash),
+                )
+            else:
+                self._connection.execute(
+                    "INSERT INTO consent_ledger (seq, subject, purpose, record, prev, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (row.seq, row.subject, row.kind, row.body, row.prev, row.hash),
+                )
+
+    def chain_rows(
+        self, log: ChainLog, *, after: int = 0, limit: int = 1000, subject: str | None = None
+    ) -> list[ChainRow]:
+        """Rows of a log in order, after seq ``after`` (only a subject's, if given)."""
+        where = "WHERE seq > ? "
+        params: list[object] = [after]
+        if subject is not None:
+            if log != "audit":
+                where += "AND subject = ? "
+                params.append(subject)
+            else:
+                raise UsageError("audit events carry pseudonyms, not subject ids")
+        return self._chain_query(log, where + "ORDER BY seq LIMIT ?", [*params, limit])
+
+    def consent_rows(self, purpose: str, key: str) -> list[ChainRow]:
+        """The consent ledger's rows of one purpose and ledger key, in order."""
+        return self._chain_query(
+            "consent", "WHERE purpose = ? AND subject = ? ORDER BY seq", [purpose, key]
+        )
+
+    def _chain_query(self, log: ChainLog, tail: str, params: list[object]) -> list[ChainRow]:
+        if log == "audit":
+            columns = "seq, at, action, details, prev, hash, NULL"
+        else:
+            columns = "seq, 0, purpose, record, prev, hash, subject"
+        table = _CHAIN_TABLES[log]
+        with _guard():
+            rows = self._connection.execute(
+                f"SELECT {columns} FROM {table} {tail}",  # noqa: S608 - fixed names
+                params,
+            ).fetchall()
+        return [
+            ChainRow(
+                seq=int(r[0]),
+                at=int(r[1]),
+                kind=r[2],
+                body=bytes(r[3]),
+                prev=bytes(r[4]),
+                hash=bytes(r[5]),
+                subject=r[6],
+            )
+            for r in rows
+        ]
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -1402,13 +1402,18 @@ class Client:
             controller = None
             if self._policy is not None:
                 controller = self._policy.controller.model_dump(mode="json")
+            now = self._now_ms()
+            records = [
+                {**record.to_content(), "state_now": record.state_at(now)}
+                for record in ledger.subject_records(self._store, subject)
+            ]
             return export.build(
                 self._store,
                 subject,
-                now=self._now_ms(),
+                now=now,
                 controller=controller,
                 retention_of=self._retention_summary,
-                consent_records=[],
+                consent_records=records,
             )
 
     def _retention_summary(self, record: ConversationRecord) -> dict[str, Any]:

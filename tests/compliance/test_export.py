@@ -30,6 +30,9 @@ def test_the_export_validates_and_holds_the_subjects_data(world: Parties) -> Non
     world.exchange(2, text="Frage")
     world.bank_conv.send({"text": "Gern!", "buttons": ["Konto", "Karte"]})
     hold = world.bank.place_hold(subject="customer-42", reason="complaint", reference="K-1")
+    from compliance_support import NOTICE
+
+    world.bank.record_consent(subject="customer-42", purpose="marketing", notice=NOTICE)
     exported = world.bank.export("customer-42")
     jsonschema.validate(exported, SCHEMA)
     json.dumps(exported)  # JSON-compatible throughout
@@ -40,6 +43,8 @@ def test_the_export_validates_and_holds_the_subjects_data(world: Parties) -> Non
     assert contents[4] == {"text": "Gern!", "buttons": ["Konto", "Karte"]}
     assert conv["retention"]["rule"] is not None
     assert [h["id"] for h in exported["holds"]] == [hold.id]
+    [consent] = exported["consent_records"]
+    assert consent["purpose"] == "marketing" and consent["state_now"] == "given"
     actions = {e["action"] for e in exported["audit_events"]}
     assert {"conversation.classified", "hold.placed"} <= actions
     assert world.bank.audit_events()[-1].action == "export"

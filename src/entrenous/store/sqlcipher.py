@@ -283,10 +283,18 @@ class SqlCipherStore:
         if lock is None:
             lock = StoreLock(store)
         try:
-            return cls._open_locked(store, store_key, lock)
+            opened = cls._open_locked(store, store_key, lock)
         except BaseException:
             lock.release()
             raise
+        try:
+            # An erasure that committed but died before destroying its data keys ends here.
+            if opened.shred_pending():
+                opened.truncate_journal()
+        except BaseException:
+            opened.close()
+            raise
+        return opened
 
     @classmethod
     def _open_locked(cls, store: Path, store_key: bytes, lock: StoreLock) -> SqlCipherStore:

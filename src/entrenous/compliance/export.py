@@ -119,7 +119,11 @@ def build(
             touched = {item.get("conversation") for item in receipt.get("erased", [])}
             if receipt.get("target") == pseudonym or touched & ids:
                 receipts.append(receipt)
-        events = [e.to_dict() for e in audit.events(store) if _about(e.details, pseudonym, ids)]
+        events = [
+            _view(e, pseudonym, ids)
+            for e in audit.events(store)
+            if _about(e.details, pseudonym, ids)
+        ]
         audit.append(
             store,
             "export",
@@ -147,10 +151,28 @@ def build(
 
 def _about(details: dict[str, Any], pseudonym: str, conversation_ids: set[str]) -> bool:
     for value in details.values():
-        if value == pseudonym or value in conversation_ids:
+        if isinstance(value, str) and (value == pseudonym or value in conversation_ids):
             return True
         if isinstance(value, list) and any(
             v in conversation_ids for v in value if isinstance(v, str)
         ):
             return True
     return False
+
+
+def _view(event: audit.AuditEvent, pseudonym: str, conversation_ids: set[str]) -> dict[str, Any]:
+    """An event as the subject sees it (EXP-03): an event about the subject is shown whole; in
+    one that only touches the subject's conversations (a sweep's batch), its list of
+    conversations keeps the subject's own, and ``redacted`` marks it so shortened."""
+    shown = event.to_dict()
+    if pseudonym in event.details.values():
+        return shown
+    details = dict(event.details)
+    for name, value in event.details.items():
+        if name == "conversations" and isinstance(value, list):
+            own = [v for v in value if isinstance(v, str) and v in conversation_ids]
+            if len(own) != len(value):
+                details[name] = own
+                details["redacted"] = True
+    shown["details"] = details
+    return shown

@@ -58,6 +58,8 @@ _POLICY = "policy"
 #: A consent request sent or received in a conversation is kept in the store setting
 #: conversation_setting(uid, "consent_request:<request id>"), deleted with the conversation.
 _REQUEST_PREFIX = "consent_request:"
+#: The start of the consent ledger keys of conversations; no subject id or peer label has it.
+_RESERVED_LABEL = "conversation:"
 #: The most messages one history page returns.
 MAX_PAGE = 1000
 #: The longest category, subject id or peer label.
@@ -97,7 +99,23 @@ def _new_conversation(
 def _label_text(value: object, name: str) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_LABEL:
         raise ValueError(f"{name} must be a non-empty str of at most {MAX_LABEL} characters")
+    if value.startswith(_RESERVED_LABEL):
+        # Reserved for the consent ledger's conversation keys: a subject id or peer label so
+        # named would share another conversation's ledger records (CON-21).
+        raise ValueError(f"{name} must not start with {_RESERVED_LABEL!r}")
     return value
+
+
+def _consent_validity(policy_ms: int | None, valid_for: timedelta | None) -> int | None:
+    """How long a consent lasts (ms): the policy's ``consent_valid_for``, or a shorter one."""
+    if valid_for is None:
+        return policy_ms
+    if not isinstance(valid_for, timedelta):
+        raise TypeError("valid_for is a datetime.timedelta or None")
+    valid_ms = int(valid_for.total_seconds() * 1000)
+    if policy_ms is not None and valid_ms > policy_ms:
+        raise UsageError("valid_for is longer than the policy's consent_valid_for for the purpose")
+    return valid_ms
 
 
 def _control_timer(content: payload_codec.Payload) -> int | bool | None:
@@ -249,7 +267,8 @@ class Conversation:
         maximum age; a minimum age and a legal hold outrank it. ``None`` turns it off.
         """
         timer = _timer_ms(after)
-        if not self._client._timers_apply():
+        # Turning a timer off is always allowed: the peer must be able to stop deleting.
+        if timer is not None and not self._client._timers_apply():
             raise UsageError("the applied policy does not allow disappearing messages")
         return self._client._send(
             self._uid, {"type": "timer", "ms": timer}, control=True, timer_ms=timer
@@ -578,8 +597,10 @@ class Client:
                     _label_text(subject, "subject")
                 changes["subject"] = subject
             with self._store.transaction():
+                before = self._record(uid)
                 self._store.update_conversation(uid, **changes)
                 record = self._record(uid)
+                self._check_holds_kept(before, record)
                 self._apply_rule(record)
                 details: dict[str, Any] = {"conversation": uid.hex()}
                 if "category" in changes:
@@ -616,6 +637,19 @@ class Client:
             record.uid, min_ms=low, max_ms=high, use_timers=self._timers_apply()
         )
 
+    def _check_holds_kept(self, before: ConversationRecord, after: ConversationRecord) -> None:
+        """Refuse a relabelling that takes a conversation out of a subject hold (HOLD-05)."""
+        for hold in self._store.holds(active_only=True):
+            if (
+                hold.subject is not None
+                and hold.subject in (before.subject, before.peer)
+                and hold.subject not in (after.subject, after.peer)
+            ):
+                raise UsageError(
+                    "a legal hold on this conversation's data subject covers it; "
+                    "release the hold before filing the conversation under another subject"
+                )
+
     def _check_peer(self, peer: str, identity: PublicIdentity, accept: bool) -> None:
         _label_text(peer, "peer")
         # Compared with the latest conversation under the label: once a change was accepted,
@@ -634,6 +668,7 @@ class Client:
             self._check_peer(peer, PublicIdentity._from_trusted_bytes(record.peer_identity), accept)
             with self._store.transaction():
                 self._store.update_conversation(uid, peer=peer)
+                self._check_holds_kept(record, replace(record, peer=peer))
                 # The peer label can name the data subject (holds, erasure, export, consent).
                 audit.append(
                     self._store,
@@ -1018,15 +1053,15 @@ class Client:
             record = self._record(uid)
             rules = self._purpose(purpose)
             assert self._policy is not None  # noqa: S101 - _purpose checked it
+            if not isinstance(notice, str):
+                raise TypeError("the notice is the text (a str) the subject is shown")
             expected = rules.notice_sha256
             if expected is not None and sha256(notice.encode("utf-8")).hex() != expected:
                 raise UsageError("this notice is not the one the policy names for the purpose")
             version = notice_version or rules.notice_version
             if version is None:
                 raise UsageError("give the notice's version (the policy names none)")
-            valid_ms = rules.consent_valid_for_ms
-            if valid_for is not None:
-                valid_ms = int(valid_for.total_seconds() * 1000)
+            valid_ms = _consent_validity(rules.consent_valid_for_ms, valid_for)
             request = consent.ConsentRequest.create(
                 controller=self._policy.controller.name,
                 purpose=purpose,
@@ -1235,6 +1270,8 @@ class Client:
             version = notice_version or rules.notice_version
             digest = rules.notice_sha256
             if notice is not None:
+                if not isinstance(notice, str):
+                    raise TypeError("the notice is the text (a str) the subject was shown")
                 digest = sha256(notice.encode("utf-8")).hex()
             if not give and earlier is not None:
                 # A withdrawal refers to the notice the consent was given on.
@@ -1244,9 +1281,7 @@ class Client:
                 raise UsageError("give the notice's version (the policy names none)")
             if digest is None:
                 raise UsageError("give the notice text (the policy names no notice hash)")
-            valid_ms = rules.consent_valid_for_ms
-            if valid_for is not None:
-                valid_ms = int(valid_for.total_seconds() * 1000)
+            valid_ms = _consent_validity(rules.consent_valid_for_ms, valid_for)
             record = consent.ConsentRecord.recorded(
                 state=state,
                 controller=self._policy.controller.name,

@@ -80,7 +80,7 @@ def _cell(value: object) -> str:
     if value is None or value == []:
         return "-"
     if isinstance(value, list):
-        return "; ".join(str(v) for v in value)
+        return "; ".join(_cell(v) for v in value)
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

@@ -552,3 +552,31 @@ def test_review_the_record_of_processing_shows_per_conversation_limits() -> None
         'category = "marketing"\nmax_age = "7y"\n'
     )
     assert "7y" in json.dumps(ropa.build(policy(text)))
+
+
+@pytest.mark.req("CON-19")
+def test_review_the_ledger_is_not_verified_against_an_edited_checkpoint(world: Parties) -> None:
+    """Finding 17: verify_consent_ledger() took the newest checkpoint from the audit trail
+    without verifying the trail, so removing the ledger's last row and editing the checkpoint
+    event to match passed, while the audit trail itself no longer verified."""
+    from entrenous.errors import ConsentLedgerBroken
+
+    world.bank.record_consent(subject="customer-42", purpose="marketing", notice=NOTICE)
+    world.bank.record_consent(subject="customer-42", purpose="marketing", give=False)
+    connection = world.bank._store._connection
+    [first] = connection.execute("SELECT hash FROM consent_ledger WHERE seq = 1").fetchall()
+    connection.execute("DELETE FROM consent_ledger WHERE seq = 2")
+    [(seq, raw)] = connection.execute(
+        "SELECT seq, details FROM audit_events WHERE action = 'consent.recorded' "
+        "ORDER BY seq DESC LIMIT 1"
+    ).fetchall()
+    details = json.loads(bytes(raw))
+    details.update(ledger_seq=1, ledger_hash=bytes(first[0]).hex())
+    connection.execute(
+        "UPDATE audit_events SET details = ? WHERE seq = ?",
+        (audit.canonical_json(details), seq),
+    )
+    with pytest.raises(AuditChainBroken):
+        world.bank.verify_audit()
+    with pytest.raises(ConsentLedgerBroken):
+        world.bank.verify_consent_ledger()

@@ -19,7 +19,7 @@ from entrenous.compliance.consent import (
     next_entry,
     verify_chain,
 )
-from entrenous.errors import ConsentLedgerBroken, InvalidConsentRecord
+from entrenous.errors import AuditChainBroken, ConsentLedgerBroken, InvalidConsentRecord
 from entrenous.store.base import ChainRow, Store
 
 
@@ -90,9 +90,19 @@ def subject_records(store: Store, key: str) -> list[ConsentRecord]:
 
 
 def verify(store: Store) -> int:
-    """Verify the ledger against the newest checkpoint in the audit trail; the entry count."""
+    """Verify the ledger against the newest checkpoint in the audit trail; the entry count.
+
+    The trail is verified first: a checkpoint is only worth what the chain that holds it is.
+    """
+    trail = list(audit.events(store))
+    try:
+        audit.verify_events(trail, audit.head(store))
+    except AuditChainBroken:
+        raise ConsentLedgerBroken(
+            0, "the audit trail that holds the ledger's checkpoints does not verify"
+        ) from None
     checkpoint: tuple[int, bytes] | None = None
-    for event in audit.events(store):
+    for event in trail:
         if event.action == "consent.recorded":
             try:
                 checkpoint = (

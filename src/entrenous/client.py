@@ -829,29 +829,8 @@ class Client:
                 give_up()
                 return None
             seen.add(key)
-            expires = self._expires(record, now)
-            staged.append(
-                MessageRecord(
-                    content.message_id,
-                    record.uid,
-                    "received",
-                    content.sent_at,
-                    now,
-                    plaintext,
-                    expires_at=expires,
-                    timer_ms=self._timer_of(record),
-                )
-            )
-            message = Message(
-                id=content.message_id.hex(),
-                conversation_id=record.uid.hex(),
-                direction="received",
-                sender=session.peer_identity,
-                content=content.content,
-                sent_at=_to_datetime(content.sent_at),
-                received_at=_to_datetime(now),
-                expires_at=None if expires is None else _to_datetime(expires),
-            )
+            stored, message = self._received(record, session, content, plaintext, now)
+            staged.append(stored)
             outcomes.append(
                 ReceiveOutcome(
                     index, Received(Conversation(self, record.uid), message, False), None
@@ -918,18 +897,29 @@ class Client:
             record = self._set_timer(record, timer_change, now, by="peer")
         if consent_step is not None:
             consent_step()
+        stored, message = self._received(record, session, content, plaintext, now)
+        self._store.add_message(stored)
+        return Received(Conversation(self, record.uid), message, new)
+
+    def _received(
+        self,
+        record: ConversationRecord,
+        session: Session,
+        content: payload_codec.Payload,
+        plaintext: bytes,
+        now: int,
+    ) -> tuple[MessageRecord, Message]:
+        """What the store keeps of a received message, and what the caller gets."""
         expires = self._expires(record, now)
-        self._store.add_message(
-            MessageRecord(
-                content.message_id,
-                record.uid,
-                "received",
-                content.sent_at,
-                now,
-                plaintext,
-                expires_at=expires,
-                timer_ms=self._timer_of(record),
-            )
+        stored = MessageRecord(
+            content.message_id,
+            record.uid,
+            "received",
+            content.sent_at,
+            now,
+            plaintext,
+            expires_at=expires,
+            timer_ms=self._timer_of(record),
         )
         message = Message(
             id=content.message_id.hex(),
@@ -942,7 +932,7 @@ class Client:
             control=content.control_type,
             expires_at=None if expires is None else _to_datetime(expires),
         )
-        return Received(Conversation(self, record.uid), message, new)
+        return stored, message
 
     # --- consent -------------------------------------------------------------------------------
 

@@ -1270,16 +1270,21 @@ class Client:
                 self._policy = previous
                 raise
 
-    def sweep(self, *, dry_run: bool = False) -> SweepReport:
+    def sweep(
+        self, *, dry_run: bool = False, progress: Callable[[int], None] | None = None
+    ) -> SweepReport:
         """Delete every expired message that no legal hold covers (RET-07).
 
         ``dry_run`` reports what would go and changes nothing. The cost follows the expired
         rows, not the store. Runs at :meth:`open` too; schedule the next one with
-        :meth:`next_sweep_at`.
+        :meth:`next_sweep_at`. ``progress``, if given, is called with the number of messages
+        deleted so far after each committed batch.
         """
         with self._lock:
             self._check_open()
-            return retention.sweep(self._store, now=self._now_ms(), dry_run=dry_run)
+            return retention.sweep(
+                self._store, now=self._now_ms(), dry_run=dry_run, progress=progress
+            )
 
     def next_sweep_at(self) -> datetime | None:
         """When the next message expires (outside holds), or ``None`` if none ever does."""
@@ -1379,12 +1384,15 @@ class Client:
         ground += f": {rule.legal_ground})" if rule.legal_ground else ")"
         return Retained(rule.min_age_ms, ground)
 
-    def export(self, subject: str) -> dict[str, Any]:
+    def export(
+        self, subject: str, *, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
         """Everything this store holds about a data subject, as JSON-compatible data.
 
         Conversations (messages decrypted), consent records, holds, the retention applied,
         erasure receipts and audit events about the subject; validates against
-        spec/export.schema.json (GDPR Art. 15 and 20, EXP-01). Audited.
+        spec/export.schema.json (GDPR Art. 15 and 20, EXP-01). Audited. ``progress``, if given,
+        is called with the number of conversations read so far after each one.
         """
         with self._lock:
             self._check_open()
@@ -1404,6 +1412,7 @@ class Client:
                 controller=controller,
                 retention_of=self._retention_summary,
                 consent_records=records,
+                progress=progress,
             )
 
     def _retention_summary(self, record: ConversationRecord) -> dict[str, Any]:

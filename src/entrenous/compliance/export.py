@@ -151,7 +151,7 @@ def build(
 
 def _about(details: dict[str, Any], pseudonym: str, conversation_ids: set[str]) -> bool:
     for value in details.values():
-        if value == pseudonym or value in conversation_ids:
+        if isinstance(value, str) and (value == pseudonym or value in conversation_ids):
             return True
         if isinstance(value, list) and any(
             v in conversation_ids for v in value if isinstance(v, str)

@@ -38,6 +38,7 @@ from entrenous.errors import (
     EntrenousError,
     IdentityChanged,
     InvalidConsentRecord,
+    InvalidConsentRequest,
     MalformedEnvelope,
     SafetyNumberMismatch,
     StoreCorrupt,
@@ -46,7 +47,7 @@ from entrenous.errors import (
 )
 from entrenous.protocol import Identity, PrekeyPool, PublicIdentity, SafetyNumber, Session
 from entrenous.protocol.envelope import ParsedEnvelope, parse_envelope
-from entrenous.store.base import ConversationRecord, MessageRecord
+from entrenous.store.base import ConversationRecord, MessageRecord, conversation_setting
 from entrenous.store.keys import check_secret, resolve_key, write_kdf_params
 from entrenous.store.lock import StoreLock
 from entrenous.store.sqlcipher import SqlCipherStore, creation_marker, key_file_path
@@ -54,6 +55,8 @@ from entrenous.store.sqlcipher import SqlCipherStore, creation_marker, key_file_
 _IDENTITY = "identity"
 _PREKEYS = "prekeys"
 _POLICY = "policy"
+#: A consent request sent or received in a conversation is kept in the store setting
+#: conversation_setting(uid, "consent_request:<request id>"), deleted with the conversation.
 _REQUEST_PREFIX = "consent_request:"
 #: The most messages one history page returns.
 MAX_PAGE = 1000
@@ -631,6 +634,13 @@ class Client:
             self._check_peer(peer, PublicIdentity._from_trusted_bytes(record.peer_identity), accept)
             with self._store.transaction():
                 self._store.update_conversation(uid, peer=peer)
+                # The peer label can name the data subject (holds, erasure, export, consent).
+                audit.append(
+                    self._store,
+                    "conversation.classified",
+                    {"conversation": uid.hex(), "peer": audit.pseudonym(self._store, peer)},
+                    at=self._now_ms(),
+                )
 
     def conversations(self) -> list[Conversation]:
         """Every conversation, most recently active first."""
@@ -943,6 +953,15 @@ class Client:
             return "conversation:" + record.uid.hex()
         return record.subject or record.peer or "conversation:" + record.uid.hex()
 
+    @staticmethod
+    def _data_subject(record: ConversationRecord) -> str | None:
+        """The data subject a consent decision is about: the subject id, else the peer label.
+
+        The same as the ledger key's, so that a record the controller made for that subject
+        (``record_consent``, a withdrawal by phone) counts for the conversation (CON-17).
+        """
+        return record.subject or record.peer
+
     def _purpose(self, name: str) -> Any:
         if self._policy is None:
             raise UsageError("apply a policy before naming processing purposes")
@@ -953,7 +972,7 @@ class Client:
             return
         consent.require_consent(
             ledger.records(self._store, purpose=purpose, key=self._ledger_key(record)),
-            record.subject,
+            self._data_subject(record),
             purpose,
             now,
             identity=PublicIdentity._from_trusted_bytes(record.peer_identity),
@@ -965,8 +984,12 @@ class Client:
             now = self._now_ms()
             peer = PublicIdentity._from_trusted_bytes(record.peer_identity)
             theirs = ledger.records(self._store, purpose=purpose, key=self._ledger_key(record))
-            if theirs:
-                return consent.consent_state(theirs, record.subject, purpose, now, identity=peer)
+            state = consent.consent_state(
+                theirs, self._data_subject(record), purpose, now, identity=peer
+            )
+            if state != "none":
+                return state
+            # Without labels both keys are conversation:<id>: our own records are not the peer's.
             ours = ledger.records(
                 self._store, purpose=purpose, key=self._ledger_key(record, subject_side=True)
             )
@@ -1005,7 +1028,7 @@ class Client:
             )
 
             def remember(stored: ConversationRecord, now: int) -> None:
-                self._remember_request(stored.uid, request)
+                self._remember_request(stored.uid, request, direction="sent")
 
             return self._send(
                 uid,
@@ -1014,18 +1037,45 @@ class Client:
                 after_store=remember,
             )
 
-    def _remember_request(self, uid: bytes, request: consent.ConsentRequest) -> None:
-        value = audit.canonical_json({"conversation": uid.hex(), "request": request.to_content()})
-        self._store.set_meta(_REQUEST_PREFIX + request.request_id.hex(), value)
+    @staticmethod
+    def _request_name(uid: bytes, request_id: bytes) -> str:
+        return conversation_setting(uid, _REQUEST_PREFIX + request_id.hex())
 
-    def _pending_request(self, uid: bytes, request_id: bytes) -> consent.ConsentRequest | None:
-        raw = self._store.meta(_REQUEST_PREFIX + request_id.hex())
+    def _remember_request(
+        self, uid: bytes, request: consent.ConsentRequest, *, direction: str
+    ) -> None:
+        """Keep a request sent or received in a conversation (inside the caller's transaction).
+
+        ``answered`` and ``withdrawn`` record that the answer and the withdrawal it allows
+        arrived (or, for a received request, that we answered), each at most once (CON-20).
+        """
+        value = {"direction": direction, "request": request.to_content()}
+        self._save_request(
+            uid, request.request_id, {**value, "answered": False, "withdrawn": False}
+        )
+
+    def _save_request(self, uid: bytes, request_id: bytes, saved: dict[str, Any]) -> None:
+        self._store.set_meta(self._request_name(uid, request_id), audit.canonical_json(saved))
+
+    def _saved_request(
+        self, uid: bytes, request_id: bytes, *, direction: str
+    ) -> tuple[consent.ConsentRequest, dict[str, Any]] | None:
+        """A request kept in this conversation, sent or received as asked, with its flags.
+
+        Only this conversation's requests are found, and only those of that direction: an
+        answer is checked against a request we sent, never one the peer sent us (CON-18).
+        """
+        raw = self._store.meta(self._request_name(uid, request_id))
         if raw is None:
             return None
-        saved = json.loads(raw)
-        if saved.get("conversation") != uid.hex():
-            return None  # a request sent in another conversation is not answered from here
-        return consent.ConsentRequest.from_content(saved["request"])
+        try:
+            saved = json.loads(raw)
+            request = consent.ConsentRequest.from_content(saved["request"])
+        except (ValueError, KeyError, TypeError, InvalidConsentRequest):
+            raise StoreCorrupt("a stored consent request is not readable") from None
+        if saved.get("direction") != direction:
+            return None
+        return request, saved
 
     def _answer_consent(self, uid: bytes, request_id: str, give: bool) -> bytes:
         with self._lock:
@@ -1034,13 +1084,20 @@ class Client:
                 raw_id = bytes.fromhex(request_id)
             except (ValueError, TypeError):
                 raise UsageError("not a consent request id") from None
-            request = self._pending_request(uid, raw_id)
-            if request is None:
+            found = self._saved_request(uid, raw_id, direction="received")
+            if found is None:
                 raise UsageError("no consent request with this id in this conversation")
+            request, saved = found
+            if saved.get("answered"):
+                raise UsageError("this consent request is answered already; ask for a new one")
             answer = consent.ConsentRecord.answer(
                 self._identity, request, give=give, now_ms=self._now_ms()
             )
-            return self._send_record(uid, answer)
+            return self._send_record(
+                uid,
+                answer,
+                then=lambda: self._save_request(uid, raw_id, {**saved, "answered": True}),
+            )
 
     def _withdraw_consent(self, uid: bytes, purpose: str) -> bytes:
         with self._lock:
@@ -1060,7 +1117,13 @@ class Client:
             withdrawal = given.withdrawal(self._identity, now_ms=self._now_ms())
             return self._send_record(uid, withdrawal)
 
-    def _send_record(self, uid: bytes, answer: consent.ConsentRecord) -> bytes:
+    def _send_record(
+        self,
+        uid: bytes,
+        answer: consent.ConsentRecord,
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> bytes:
         def keep(stored: ConversationRecord, now: int) -> None:
             ledger.append(
                 self._store,
@@ -1069,6 +1132,8 @@ class Client:
                 at=now,
                 source="in-band",
             )
+            if then is not None:
+                then()
 
         return self._send(
             uid,
@@ -1092,26 +1157,33 @@ class Client:
         assert isinstance(content.content, dict)  # noqa: S101 - control messages are mappings
         if kind == "consent_request":
             request = consent.ConsentRequest.from_content(content.content.get("request"))
-            return lambda: self._remember_request(record.uid, request)
+            if self._store.meta(self._request_name(record.uid, request.request_id)) is not None:
+                # A peer must not replace a request (ours included) by reusing its id.
+                raise InvalidConsentRequest("a consent request with this id is known already")
+            return lambda: self._remember_request(record.uid, request, direction="received")
         answer = consent.ConsentRecord.from_content(content.content.get("record"))
         peer = PublicIdentity._from_trusted_bytes(record.peer_identity)
         if answer.method != consent.METHOD_SIGNED:
             raise InvalidConsentRecord("a consent record from the peer must be signed by it")
-        if answer.state == "withdrawn":
-            answer.verify(peer, now_ms=now)
-            if answer.subject not in (None, record.subject):
-                raise InvalidConsentRecord("the withdrawal names another data subject")
-        else:
-            pending = None
-            if answer.request_id is not None:
-                pending = self._pending_request(record.uid, answer.request_id)
-            if pending is None:
-                raise InvalidConsentRecord("the answer is to no request sent in this conversation")
-            answer.verify(peer, pending, now_ms=now)
+        # An answer, and a withdrawal (which repeats the answer's request id), must concern a
+        # request we sent in this conversation; each comes at most once per request (CON-20),
+        # so the peer cannot grow the ledger beyond the requests we make.
+        found = None
+        if answer.request_id is not None:
+            found = self._saved_request(record.uid, answer.request_id, direction="sent")
+        if found is None:
+            raise InvalidConsentRecord("the record answers no request sent in this conversation")
+        pending, saved = found
+        flag = "withdrawn" if answer.state == "withdrawn" else "answered"
+        if saved.get(flag):
+            raise InvalidConsentRecord("this request was answered (or withdrawn) already")
+        answer.verify(peer, pending, now_ms=now)
         key = self._ledger_key(record)
+        request_id = pending.request_id
 
         def store_it() -> None:
             ledger.append(self._store, answer, key=key, at=now, source="in-band")
+            self._save_request(record.uid, request_id, {**saved, flag: True})
 
         return store_it
 
@@ -1137,9 +1209,18 @@ class Client:
             rules = self._purpose(purpose)
             assert self._policy is not None  # noqa: S101 - _purpose checked it
             now = self._now_ms()
-            earlier = consent.current_consent(
-                ledger.records(self._store, purpose=purpose, key=subject), subject, purpose, now
-            )
+            kept = ledger.records(self._store, purpose=purpose, key=subject)
+            earlier = consent.current_consent(kept, subject, purpose, now)
+            signers = {
+                r.subject_identity.to_bytes(): r.subject_identity
+                for r in kept
+                if r.subject_identity is not None
+            }
+            for signer in signers.values():
+                # A consent the subject signed in band, perhaps without the subject id.
+                earlier = earlier or consent.current_consent(
+                    kept, subject, purpose, now, identity=signer
+                )
             state: consent.RecordState = "given" if give else "refused"
             version = notice_version or rules.notice_version
             digest = rules.notice_sha256

@@ -190,9 +190,12 @@ def verify_events(trail: Iterable[AuditEvent], expected_head: tuple[int, bytes] 
             raise AuditChainBroken(event.seq, "it does not follow the entry before it")
         if event.action not in ACTIONS:
             raise AuditChainBroken(event.seq, "its action is not one the library writes")
-        if not constant_time_equal(
-            event_hash(event.prev, event.seq, event.at, event.action, event.details), event.hash
-        ):
+        try:
+            digest = event_hash(event.prev, event.seq, event.at, event.action, event.details)
+        except (ValueError, TypeError, RecursionError):
+            # NaN, an infinity or a non-JSON value: nothing the library writes.
+            raise AuditChainBroken(event.seq, "its details are not canonical JSON") from None
+        if not constant_time_equal(digest, event.hash):
             raise AuditChainBroken(event.seq, "its content does not match its hash")
         prev = event.hash
         expected_seq += 1

@@ -99,13 +99,22 @@ class ErasureReceipt:
             data = json.loads(text)
             if not isinstance(data, Mapping) or data.get("version") != RECEIPT_VERSION:
                 raise ValueError("version")
+            erased: list[object] = list(data["erased"])
+            kept: list[object] = list(data["kept"])
+            # Each item a mapping whose count is an int (the erased ones must have one).
+            for item in erased:
+                if not isinstance(item, dict) or type(item["messages"]) is not int:
+                    raise ValueError("erased")
+            for item in kept:
+                if not isinstance(item, dict) or type(item.get("messages", 0)) is not int:
+                    raise ValueError("kept")
             receipt = cls(
                 receipt_id=str(data["receipt_id"]),
                 at=int(data["at"]),
                 scope=data["scope"],
                 target=str(data["target"]),
-                erased=list(data["erased"]),
-                kept=list(data["kept"]),
+                erased=[item for item in erased if isinstance(item, dict)],
+                kept=[item for item in kept if isinstance(item, dict)],
                 signer=str(data["signer"]),
                 signature=str(data["signature"]),
             )

@@ -123,7 +123,11 @@ def build(
             touched = {item.get("conversation") for item in receipt.get("erased", [])}
             if receipt.get("target") == pseudonym or touched & ids:
                 receipts.append(receipt)
-        events = [e.to_dict() for e in audit.events(store) if _about(e.details, pseudonym, ids)]
+        events = [
+            _view(e, pseudonym, ids)
+            for e in audit.events(store)
+            if _about(e.details, pseudonym, ids)
+        ]
         audit.append(
             store,
             "export",
@@ -158,3 +162,21 @@ def _about(details: dict[str, Any], pseudonym: str, conversation_ids: set[str]) 
         ):
             return True
     return False
+
+
+def _view(event: audit.AuditEvent, pseudonym: str, conversation_ids: set[str]) -> dict[str, Any]:
+    """An event as the subject sees it (EXP-03): an event about the subject is shown whole; in
+    one that only touches the subject's conversations (a sweep's batch), its list of
+    conversations keeps the subject's own, and ``redacted`` marks it so shortened."""
+    shown = event.to_dict()
+    if pseudonym in event.details.values():
+        return shown
+    details = dict(event.details)
+    for name, value in event.details.items():
+        if name == "conversations" and isinstance(value, list):
+            own = [v for v in value if isinstance(v, str) and v in conversation_ids]
+            if len(own) != len(value):
+                details[name] = own
+                details["redacted"] = True
+    shown["details"] = details
+    return shown

@@ -17,6 +17,14 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Direction = Literal["sent", "received"]
+
+
+def conversation_setting(uid: bytes, name: str) -> str:
+    """The name of a store setting that belongs to one conversation (a consent request): such
+    settings are deleted with the conversation (:meth:`Store.erase_conversation`)."""
+    return f"conversation:{uid.hex()}:{name}"
+
+
 #: The hash-chained logs of a store.
 ChainLog = Literal["audit", "consent"]
 
@@ -219,7 +227,8 @@ class Store(Protocol):
         ...
 
     def erase_conversation(self, uid: bytes) -> None:
-        """Delete a conversation and its messages and schedule all its data keys for shredding."""
+        """Delete a conversation, its messages and its settings (:func:`conversation_setting`),
+        and schedule every generation of its data key for shredding."""
         ...
 
     def prune_and_reseal(self, uid: bytes, *, keep_stored_from: int) -> None:

@@ -48,6 +48,7 @@ from entrenous.store.base import (
     ExpiredMessage,
     HoldRecord,
     MessageRecord,
+    conversation_setting,
 )
 from entrenous.store.keys import KEY_SIZE, key_file_key
 from entrenous.store.lock import StoreLock
@@ -65,6 +66,8 @@ _COLUMNS = (
 _CHAIN_TABLES: dict[ChainLog, str] = {"audit": "audit_events", "consent": "consent_ledger"}
 #: Messages deleted (or re-sealed) per statement by sweeps and erasures.
 _BATCH = 500
+#: A generation above every data key a conversation can have: shredding below it destroys all.
+_ALL_GENERATIONS = 2**62
 
 
 def key_file_path(store: Path) -> Path:
@@ -790,13 +793,20 @@ class SqlCipherStore:
     # --- compliance: erasure ----------------------------------------------------------------
 
     def erase_conversation(self, uid: bytes) -> None:
-        """Delete a conversation and its messages; schedule all its data keys for shredding."""
+        """Delete a conversation, its messages and its settings; schedule all its data keys for
+        shredding (every generation: a key an interrupted erasure committed above the current
+        one included)."""
         self._write()
-        row_id, generation = self._row_of(uid)
+        row_id, _ = self._row_of(uid)
+        # Settings named "conversation:<id>:..." sort between these two bounds (":" < ";").
+        low = conversation_setting(uid, "")
         with _guard():
             self._connection.execute("DELETE FROM messages WHERE conversation_id = ?", (row_id,))
             self._connection.execute("DELETE FROM conversations WHERE id = ?", (row_id,))
-            self._schedule_shred(uid, generation + 1)
+            self._connection.execute(
+                "DELETE FROM store_meta WHERE name >= ? AND name < ?", (low, low[:-1] + ";")
+            )
+            self._schedule_shred(uid, _ALL_GENERATIONS)
 
     def prune_and_reseal(self, uid: bytes, *, keep_stored_from: int) -> None:
         """Delete the messages stored before a time; re-seal the rest under a new data key.

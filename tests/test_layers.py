@@ -25,6 +25,9 @@ LAYERS: dict[str, int] = {
     "client": 5,
     "demo": 6,
     "cli": 6,
+    "cli_compliance": 6,
+    "cli_output": 6,
+    "cli_store": 6,
     "__main__": 6,
     "__init__": 6,
 }

@@ -74,6 +74,7 @@ PREFIXES: tuple[str, ...] = (
     "ERA",  # erasure and its receipt
     "AUD",  # the audit trail
     "EXP",  # access and portability export
+    "CLI",  # the compliance command line
 )
 
 SPEC_DIR = "spec"

@@ -874,29 +874,8 @@ class Client:
                 give_up()
                 return None
             seen.add(key)
-            expires = self._expires(record, now)
-            staged.append(
-                MessageRecord(
-                    content.message_id,
-                    record.uid,
-                    "received",
-                    content.sent_at,
-                    now,
-                    plaintext,
-                    expires_at=expires,
-                    timer_ms=self._timer_of(record),
-                )
-            )
-            message = Message(
-                id=content.message_id.hex(),
-                conversation_id=record.uid.hex(),
-                direction="received",
-                sender=session.peer_identity,
-                content=content.content,
-                sent_at=_to_datetime(content.sent_at),
-                received_at=_to_datetime(now),
-                expires_at=None if expires is None else _to_datetime(expires),
-            )
+            stored, message = self._received(record, session, content, plaintext, now)
+            staged.append(stored)
             outcomes.append(
                 ReceiveOutcome(
                     index, Received(Conversation(self, record.uid), message, False), None
@@ -963,18 +942,29 @@ class Client:
             record = self._set_timer(record, timer_change, now, by="peer")
         if consent_step is not None:
             consent_step()
+        stored, message = self._received(record, session, content, plaintext, now)
+        self._store.add_message(stored)
+        return Received(Conversation(self, record.uid), message, new)
+
+    def _received(
+        self,
+        record: ConversationRecord,
+        session: Session,
+        content: payload_codec.Payload,
+        plaintext: bytes,
+        now: int,
+    ) -> tuple[MessageRecord, Message]:
+        """What the store keeps of a received message, and what the caller gets."""
         expires = self._expires(record, now)
-        self._store.add_message(
-            MessageRecord(
-                content.message_id,
-                record.uid,
-                "received",
-                content.sent_at,
-                now,
-                plaintext,
-                expires_at=expires,
-                timer_ms=self._timer_of(record),
-            )
+        stored = MessageRecord(
+            content.message_id,
+            record.uid,
+            "received",
+            content.sent_at,
+            now,
+            plaintext,
+            expires_at=expires,
+            timer_ms=self._timer_of(record),
         )
         message = Message(
             id=content.message_id.hex(),
@@ -987,7 +977,7 @@ class Client:
             control=content.control_type,
             expires_at=None if expires is None else _to_datetime(expires),
         )
-        return Received(Conversation(self, record.uid), message, new)
+        return stored, message
 
     # --- consent -------------------------------------------------------------------------------
 
@@ -1396,16 +1386,21 @@ class Client:
                 self._policy = previous
                 raise
 
-    def sweep(self, *, dry_run: bool = False) -> SweepReport:
+    def sweep(
+        self, *, dry_run: bool = False, progress: Callable[[int], None] | None = None
+    ) -> SweepReport:
         """Delete every expired message that no legal hold covers (RET-07).
 
         ``dry_run`` reports what would go and changes nothing. The cost follows the expired
         rows, not the store. Runs at :meth:`open` too; schedule the next one with
-        :meth:`next_sweep_at`.
+        :meth:`next_sweep_at`. ``progress``, if given, is called with the number of messages
+        deleted so far after each committed batch.
         """
         with self._lock:
             self._check_open()
-            return retention.sweep(self._store, now=self._now_ms(), dry_run=dry_run)
+            return retention.sweep(
+                self._store, now=self._now_ms(), dry_run=dry_run, progress=progress
+            )
 
     def next_sweep_at(self) -> datetime | None:
         """When the next message expires (outside holds), or ``None`` if none ever does."""
@@ -1505,12 +1500,15 @@ class Client:
         ground += f": {rule.legal_ground})" if rule.legal_ground else ")"
         return Retained(rule.min_age_ms, ground)
 
-    def export(self, subject: str) -> dict[str, Any]:
+    def export(
+        self, subject: str, *, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
         """Everything this store holds about a data subject, as JSON-compatible data.
 
         Conversations (messages decrypted), consent records, holds, the retention applied,
         erasure receipts and audit events about the subject; validates against
-        spec/export.schema.json (GDPR Art. 15 and 20, EXP-01). Audited.
+        spec/export.schema.json (GDPR Art. 15 and 20, EXP-01). Audited. ``progress``, if given,
+        is called with the number of conversations read so far after each one.
         """
         with self._lock:
             self._check_open()
@@ -1530,6 +1528,7 @@ class Client:
                 controller=controller,
                 retention_of=self._retention_summary,
                 consent_records=records,
+                progress=progress,
             )
 
     def _retention_summary(self, record: ConversationRecord) -> dict[str, Any]:

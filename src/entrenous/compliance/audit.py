@@ -23,7 +23,7 @@ from typing import Any
 from entrenous._primitives.kdf import constant_time_equal, hmac_sha256, sha256
 from entrenous._primitives.rand import random_bytes
 from entrenous.errors import AuditChainBroken, StoreCorrupt
-from entrenous.store.base import ChainRow, Store
+from entrenous.store.base import ChainLog, ChainRow, Store
 
 LABEL_EVENT = b"entrenous/v1 audit event"
 LABEL_PSEUDONYM = b"entrenous/v1 subject pseudonym"
@@ -145,16 +145,20 @@ def append(store: Store, action: str, details: Mapping[str, Any], *, at: int) ->
     return AuditEvent(seq, at, action, dict(details), prev, digest)
 
 
-def events(store: Store, *, page: int = 1000) -> Iterator[AuditEvent]:
-    """Every event in order, read a page at a time."""
+def chain(store: Store, log: ChainLog, *, page: int = 1000) -> Iterator[ChainRow]:
+    """Every row of a hash-chained log in order, read a page at a time."""
     after = 0
     while True:
-        rows = store.chain_rows("audit", after=after, limit=page)
+        rows = store.chain_rows(log, after=after, limit=page)
         if not rows:
             return
-        for row in rows:
-            yield _from_row(row)
+        yield from rows
         after = rows[-1].seq
+
+
+def events(store: Store) -> Iterator[AuditEvent]:
+    """Every event in order."""
+    return map(_from_row, chain(store, "audit"))
 
 
 def head(store: Store) -> tuple[int, bytes] | None:

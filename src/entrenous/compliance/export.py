@@ -72,10 +72,12 @@ def build(
     controller: dict[str, Any] | None,
     retention_of: Callable[[ConversationRecord], dict[str, Any]],
     consent_records: list[dict[str, Any]],
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The export of ``subject`` (see the module); appends an ``export`` audit event.
 
-    Runs in one transaction, so the export is one consistent view of the store.
+    Runs in one transaction, so the export is one consistent view of the store. ``progress``,
+    if given, is called with the number of conversations read so far after each one.
     """
     with store.transaction():
         pseudonym = audit.pseudonym(store, subject)
@@ -100,6 +102,8 @@ def build(
                     "messages": messages,
                 }
             )
+            if progress is not None:
+                progress(len(conversations))
         holds = [
             {
                 "id": h.uid.hex(),

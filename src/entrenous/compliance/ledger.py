@@ -72,16 +72,9 @@ def records(store: Store, *, purpose: str, key: str) -> list[ConsentRecord]:
     return [_entry(row).record() for row in store.consent_rows(purpose, key)]
 
 
-def entries(store: Store, *, page: int = 1000) -> Iterator[LedgerEntry]:
-    """Every ledger entry in order, a page at a time."""
-    after = 0
-    while True:
-        rows = store.chain_rows("consent", after=after, limit=page)
-        if not rows:
-            return
-        for row in rows:
-            yield _entry(row)
-        after = rows[-1].seq
+def entries(store: Store) -> Iterator[LedgerEntry]:
+    """Every ledger entry in order."""
+    return map(_entry, audit.chain(store, "consent"))
 
 
 def subject_records(store: Store, key: str) -> list[ConsentRecord]:

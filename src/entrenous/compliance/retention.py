@@ -15,6 +15,7 @@ the held ones it skips), never the size of the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,12 +65,20 @@ class SweepReport:
         }
 
 
-def sweep(store: Store, *, now: int, dry_run: bool, batch: int = SWEEP_BATCH) -> SweepReport:
+def sweep(
+    store: Store,
+    *,
+    now: int,
+    dry_run: bool,
+    batch: int = SWEEP_BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> SweepReport:
     """Delete every expired message not under a hold; one audit event per batch (RET-07).
 
     Each batch is one transaction together with its audit event, so an interrupted sweep
     leaves whole, audited batches behind and the next sweep continues. A dry run changes
-    nothing and records nothing.
+    nothing and records nothing. ``progress``, if given, is called with the number of messages
+    deleted so far after each committed batch (a dry run: once, with the number it would delete).
     """
     by_conversation: dict[str, int] = {}
     total = 0
@@ -79,6 +88,8 @@ def sweep(store: Store, *, now: int, dry_run: bool, batch: int = SWEEP_BATCH) ->
             key = message.conversation_uid.hex()
             by_conversation[key] = by_conversation.get(key, 0) + 1
             total += 1
+        if progress is not None:
+            progress(total)
         return SweepReport(now, True, total, by_conversation, store.next_expiry(), held)
     while True:
         with store.transaction():
@@ -99,6 +110,8 @@ def sweep(store: Store, *, now: int, dry_run: bool, batch: int = SWEEP_BATCH) ->
         for key, count in counts.items():
             by_conversation[key] = by_conversation.get(key, 0) + count
         total += len(due)
+        if progress is not None:
+            progress(total)
         if len(due) < batch:
             break
     if total:

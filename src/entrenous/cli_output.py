@@ -1,0 +1,206 @@
+"""What the command line prints and writes: JSON or text, progress, private output files.
+
+The rules the commands share live here: stdout carries the result (text for people, or one JSON
+document with ``--json``), stderr carries prompts, progress and errors; an error is one line,
+raised as :class:`CliError` with its exit status. Files that may hold personal data (exports,
+receipts, audit trails) are written atomically and created readable by the owner only.
+
+Part of the command-line layer: it may import any part of the library, nothing imports it but
+the other ``cli*`` modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+#: Exit statuses (documented in :mod:`entrenous.cli` and the README).
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+EXIT_ERROR = 4
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """An error of the command line itself: one line for stderr and the exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (an error message must never span several)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def error(message: str) -> None:
+    """Print one error line to stderr."""
+    print(f"entrenous: {one_line(message)}", file=sys.stderr)
+
+
+def note(message: str) -> None:
+    """Print a line for people to stderr (a summary beside a result on stdout)."""
+    print(message, file=sys.stderr)
+
+
+def print_json(value: object) -> None:
+    """Print one JSON document on stdout."""
+    print(dumps(value))
+
+
+def dumps(value: object) -> str:
+    """JSON text for people and scripts alike: indented, UTF-8 as is."""
+    return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def iso_ms(ms: int | None) -> str | None:
+    """An ISO 8601 UTC time with milliseconds (``2026-01-01T00:00:00.000Z``), or ``None``."""
+    if ms is None:
+        return None
+    return iso_time(datetime.fromtimestamp(ms / 1000, tz=UTC))
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    """``moment`` as ISO 8601 UTC with milliseconds, or ``None``."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def human_time(moment: datetime | int | None, *, never: str = "never") -> str:
+    """A time for people: ``2026-01-01 00:00:00 UTC`` (an int is ms since the epoch)."""
+    if moment is None:
+        return never
+    if isinstance(moment, int):
+        moment = datetime.fromtimestamp(moment / 1000, tz=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 message``, ``2 messages``."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def stdin_is_tty() -> bool:
+    """Whether a person can answer a prompt (stdin is a terminal)."""
+    stream = sys.stdin
+    return stream is not None and stream.isatty()
+
+
+def stderr_is_tty() -> bool:
+    """Whether progress lines would reach a person (stderr is a terminal)."""
+    stream = sys.stderr
+    return stream is not None and stream.isatty()
+
+
+def confirm(question: str) -> bool:
+    """Ask on stderr, read one line from stdin; true for ``y`` or ``yes``."""
+    print(question, end=" ", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    if not answer.endswith("\n"):
+        print(file=sys.stderr)  # end of input: keep the next line apart
+    return answer.strip().lower() in ("y", "yes")
+
+
+class Progress:
+    """Counts on one rewritten stderr line, only for a person (a TTY) and never with ``--json``.
+
+    Called with the count so far (the library's ``progress=`` callbacks), it shows
+    ``LABEL: COUNT UNIT(S) AFTER``; :meth:`done` ends the line.
+    """
+
+    def __init__(self, label: str, unit: str, after: str = "", *, enabled: bool) -> None:
+        self._label = label
+        self._unit = unit
+        self._after = f" {after}" if after else ""
+        self._enabled = enabled
+        self._shown = False
+
+    def __call__(self, count: int) -> None:
+        if self._enabled:
+            text = f"\r{self._label}: {plural(count, self._unit)}{self._after}"
+            print(text, end="", file=sys.stderr, flush=True)
+            self._shown = True
+
+    def done(self) -> None:
+        """End the progress line (if one was shown)."""
+        if self._shown:
+            print(file=sys.stderr, flush=True)
+            self._shown = False
+
+
+def progress(label: str, unit: str, after: str = "", *, as_json: bool) -> Progress:
+    """A :class:`Progress` shown when stderr is a terminal and the output is not JSON."""
+    return Progress(label, unit, after, enabled=not as_json and stderr_is_tty())
+
+
+class OutputFile:
+    """A file written atomically, created readable and writable by the owner only (0600).
+
+    The temporary file is created at once (in the target's folder), so an unwritable target
+    fails before any irreversible work; :meth:`commit` writes, syncs and renames it into place;
+    leaving the ``with`` block without committing removes it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise CliError(f"{self.path}: is a directory, not a file to write")
+        fd, name = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        self._fd: int | None = fd
+        self._tmp = Path(name)
+
+    def commit(self, text: str) -> None:
+        """Write ``text`` (UTF-8) and move the file into place."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            raise RuntimeError("this output file was already written")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def discard(self) -> None:
+        """Remove the temporary file (if it was not committed)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.discard()
+
+
+def write_private(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically, the file created 0600."""
+    with OutputFile(path) as out:
+        out.commit(text)
+
+
+def json_text(value: Any) -> str:
+    """A JSON document as a file's text (ends with a newline)."""
+    return dumps(value) + "\n"

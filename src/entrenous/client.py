@@ -983,19 +983,32 @@ class Client:
 
     @staticmethod
     def _ledger_key(record: ConversationRecord, *, subject_side: bool = False) -> str:
-        """Under which key a conversation's consent records go in the ledger (see ledger.py)."""
-        if subject_side:
-            return "conversation:" + record.uid.hex()
-        return record.subject or record.peer or "conversation:" + record.uid.hex()
+        """The ledger key of the records signed in band in a conversation (see ledger.py)."""
+        return f"conversation:{record.uid.hex()}:{'own' if subject_side else 'peer'}"
 
     @staticmethod
     def _data_subject(record: ConversationRecord) -> str | None:
-        """The data subject a consent decision is about: the subject id, else the peer label.
-
-        The same as the ledger key's, so that a record the controller made for that subject
-        (``record_consent``, a withdrawal by phone) counts for the conversation (CON-17).
-        """
+        """The data subject of a conversation: its subject id, else its peer label."""
         return record.subject or record.peer
+
+    def _conversation_consent(
+        self, record: ConversationRecord, purpose: str
+    ) -> list[consent.ConsentRecord]:
+        """The records that decide the peer's consent in a conversation, in ledger order: those
+        the peer signed in it and those the controller recorded for its data subject."""
+        keys = [self._ledger_key(record)]
+        subject = self._data_subject(record)
+        if subject is not None:
+            keys.append(subject)
+        return ledger.records_under(self._store, keys, purpose=purpose)
+
+    def _subject_consent(
+        self, subject: str, purpose: str | None = None
+    ) -> list[consent.ConsentRecord]:
+        """Every record about a data subject: recorded for it, or signed in its conversations."""
+        keys = [subject]
+        keys += [self._ledger_key(r) for r in self._store.conversations_of_subject(subject)]
+        return ledger.records_under(self._store, keys, purpose=purpose)
 
     def _purpose(self, name: str) -> Any:
         if self._policy is None:
@@ -1006,7 +1019,7 @@ class Client:
         if not self._purpose(purpose).requires_consent:
             return
         consent.require_consent(
-            ledger.records(self._store, purpose=purpose, key=self._ledger_key(record)),
+            self._conversation_consent(record, purpose),
             self._data_subject(record),
             purpose,
             now,
@@ -1018,13 +1031,13 @@ class Client:
             record = self._record(uid)
             now = self._now_ms()
             peer = PublicIdentity._from_trusted_bytes(record.peer_identity)
-            theirs = ledger.records(self._store, purpose=purpose, key=self._ledger_key(record))
+            theirs = self._conversation_consent(record, purpose)
             state = consent.consent_state(
                 theirs, self._data_subject(record), purpose, now, identity=peer
             )
             if state != "none":
                 return state
-            # Without labels both keys are conversation:<id>: our own records are not the peer's.
+            # On the subject's side: the records we signed ourselves in this conversation.
             ours = ledger.records(
                 self._store, purpose=purpose, key=self._ledger_key(record, subject_side=True)
             )
@@ -1244,7 +1257,7 @@ class Client:
             rules = self._purpose(purpose)
             assert self._policy is not None  # noqa: S101 - _purpose checked it
             now = self._now_ms()
-            kept = ledger.records(self._store, purpose=purpose, key=subject)
+            kept = self._subject_consent(subject, purpose)
             earlier = consent.current_consent(kept, subject, purpose, now)
             signers = {
                 r.subject_identity.to_bytes(): r.subject_identity
@@ -1290,7 +1303,7 @@ class Client:
         """Every consent record about a data subject, oldest first."""
         with self._lock:
             self._check_open()
-            return ledger.subject_records(self._store, subject)
+            return self._subject_consent(subject)
 
     def verify_consent_ledger(self) -> int:
         """Verify the consent ledger (chain, signatures, the audit trail's checkpoint)."""
@@ -1482,6 +1495,7 @@ class Client:
                     target=target,
                     now=now,
                     retained=self._retained,
+                    subject=subject,
                 )
             finally:
                 for record in targets:
@@ -1519,7 +1533,7 @@ class Client:
             now = self._now_ms()
             records = [
                 {**record.to_content(), "state_now": record.state_at(now)}
-                for record in ledger.subject_records(self._store, subject)
+                for record in self._subject_consent(subject)
             ]
             return export.build(
                 self._store,

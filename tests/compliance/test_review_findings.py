@@ -1,7 +1,6 @@
 """Findings of the adversarial review of the compliance layer, each pinned by a test.
 
-Each test names the defect it demonstrates. Fixed ones pass; the ones left open are marked
-``xfail(strict=True)`` with the reason and stay red-to-green markers for the fix.
+Each test names the defect it demonstrates; all are fixed and the tests keep them fixed.
 """
 
 from __future__ import annotations
@@ -101,14 +100,6 @@ def test_review_export_does_not_name_other_subjects_conversations_through_sweeps
     assert received.conversation.id not in json.dumps(exported)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a conversation is a subject's when its subject id OR its peer label is the "
-    "subject, so a peer label equal to another customer's subject id puts that conversation "
-    "(filed under another subject) in this subject's export and erasure. Fix: a conversation's "
-    "data subject is its subject id, else its peer label (as the consent ledger key already is) "
-    "for export and erasure; holds may keep matching either (keeping more is the safe side).",
-)
 @pytest.mark.req("EXP-03")
 def test_review_a_peer_label_equal_to_another_subject_id_does_not_leak_that_conversation(
     world: Parties, tmp_path: Path
@@ -124,14 +115,6 @@ def test_review_a_peer_label_equal_to_another_subject_id_does_not_leak_that_conv
     assert "Bob's private question" not in json.dumps(exported)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the consent ledger key is fixed when a record is appended (subject id, else "
-    "peer label, else conversation:<id>); a record given before set_subject() stays under the "
-    "old key, so the subject's export (and the consent decision) no longer finds it. Fix: key "
-    "ledger rows by conversation as well and look records up by the conversation's current "
-    "subject, or refuse set_subject() while records sit under another key.",
-)
 @pytest.mark.req("EXP-01")
 def test_review_consent_given_before_the_subject_was_set_is_in_the_export(
     tmp_path: Path,
@@ -428,14 +411,6 @@ def test_review_a_hold_cannot_be_escaped_by_relabelling(world: Parties) -> None:
     assert receipt.erased_messages == 0 and receipt.kept_messages == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: a released subject hold keeps the subject id (and the reason and reference, "
-    "free text that may name the person) in clear after the subject is erased; SECURITY.md "
-    "lists what erasure keeps and does not name hold records. Fix: at erase(subject=), replace "
-    "the subject of released holds by its pseudonym, or document hold records as kept on "
-    "purpose (evidence of a legal claim) with their own deadline.",
-)
 @pytest.mark.req("ERA-02")
 def test_review_a_released_hold_does_not_keep_the_erased_subject_id(world: Parties) -> None:
     hold = world.bank.place_hold(subject="customer-42", reason="complaint")
@@ -534,13 +509,6 @@ def test_review_list_entries_cannot_break_the_markdown_table() -> None:
     assert "line break" in row
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the Art. 30 record lists time limits per category and the default only; "
-    "a per-conversation override (retention.conversations.<id>, e.g. 7 years on a 2-year "
-    "category) is missing, so the record understates how long some data is kept. Fix: add the "
-    "overrides' resolved limits (by conversation id, or counted per category) to the record.",
-)
 @pytest.mark.req("ROPA-01")
 def test_review_the_record_of_processing_shows_per_conversation_limits() -> None:
     from compliance_support import POLICY, policy

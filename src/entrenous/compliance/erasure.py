@@ -153,10 +153,12 @@ def erase(
     now: int,
     retained: Callable[[ConversationRecord], Retained | None],
     other_kept: list[dict[str, Any]] | None = None,
+    subject: str | None = None,
 ) -> ErasureReceipt:
     """Erase ``conversations`` (see the module); return the signed receipt.
 
-    ``target`` is the conversation id or the subject's pseudonym (never the subject id).
+    ``target`` is the conversation id or the subject's pseudonym (never the subject id);
+    ``subject`` the subject id of a subject erasure (its released holds are redacted).
     ``retained`` gives a conversation's minimum retention, if any. The caller runs
     :meth:`Store.shred_pending` and :meth:`Store.truncate_journal` after this returns.
     """
@@ -205,6 +207,7 @@ def erase(
                 }
             )
         kept.extend(other_kept or [])
+        _redact_released_holds(store, subject, erased, target)
         receipt = _sign(identity, scope, target, now, erased, kept)
         store.add_erasure(bytes.fromhex(receipt.receipt_id), now, receipt.to_json().encode())
         audit.append(
@@ -221,6 +224,24 @@ def erase(
             at=now,
         )
     return receipt
+
+
+def _redact_released_holds(
+    store: Store, subject: str | None, erased: list[dict[str, Any]], target: str
+) -> None:
+    """Released holds on the erased subject, or on a deleted conversation, keep no personal data.
+
+    Their reason and reference are free text that may name the person; a subject hold's subject
+    becomes ``erased:<pseudonym>``. Active holds kept the data and keep their records.
+    """
+    deleted = {bytes.fromhex(i["conversation"]) for i in erased if i["conversation_deleted"]}
+    for hold in store.holds(active_only=False):
+        if hold.released_at is None:
+            continue
+        if subject is not None and hold.subject == subject:
+            store.redact_hold(hold.uid, "erased:" + target)
+        elif hold.conversation_uid is not None and hold.conversation_uid in deleted:
+            store.redact_hold(hold.uid, None)
 
 
 def _covering(holds: list[HoldRecord], record: ConversationRecord) -> list[HoldRecord]:

@@ -1,11 +1,13 @@
 """The consent ledger in the store: append-only and hash-chained (CON-10, CON-15 to CON-17).
 
 Each row holds one :class:`~entrenous.compliance.consent.ConsentRecord` in its canonical bytes,
-chained by :func:`~entrenous.compliance.consent.entry_hash`, under a *ledger key*: on the
-controller's side the data subject (the conversation's subject id, else its peer label, else its
-id), on the subject's side the conversation. Every append also appends a ``consent.recorded``
-audit event holding the entry's seq and hash, so the audit trail checkpoints the ledger and a
-removed tail is detected.
+chained by :func:`~entrenous.compliance.consent.entry_hash`, under a *ledger key*: a record
+signed in band goes under its conversation (``conversation:<id>:peer`` for the peer's records,
+``conversation:<id>:own`` for ours), a record the controller makes (``record_consent``) under
+the subject id it names. A conversation's consent is decided from its own records and its data
+subject's, so a record stays found when the conversation's subject id is set or changed later.
+Every append also appends a ``consent.recorded`` audit event holding the entry's seq and hash,
+so the audit trail checkpoints the ledger and a removed tail is detected.
 """
 
 from __future__ import annotations
@@ -77,9 +79,17 @@ def entries(store: Store) -> Iterator[LedgerEntry]:
     return map(_entry, audit.chain(store, "consent"))
 
 
-def subject_records(store: Store, key: str) -> list[ConsentRecord]:
-    """Every record under a ledger key, oldest first."""
-    return [_entry(row).record() for row in store.chain_rows("consent", limit=2**62, subject=key)]
+def records_under(
+    store: Store, keys: list[str], *, purpose: str | None = None
+) -> list[ConsentRecord]:
+    """The records under any of ``keys`` (of one purpose, if given), in ledger order."""
+    rows = []
+    for key in dict.fromkeys(keys):
+        if purpose is None:
+            rows += store.chain_rows("consent", limit=2**62, subject=key)
+        else:
+            rows += store.consent_rows(purpose, key)
+    return [_entry(row).record() for row in sorted(rows, key=lambda row: row.seq)]
 
 
 def verify(store: Store) -> int:

@@ -29,10 +29,11 @@ LIBRARY_MEASURES = (
 )
 
 
-def _limit(policy: Policy, category: str | None) -> dict[str, Any]:
-    rule = policy.rule_for(category)
+def _limit(policy: Policy, category: str | None, conversation: str | None = None) -> dict[str, Any]:
+    rule = policy.rule_for(category, conversation)
     return {
-        "category": category or "(default)",
+        "category": rule.category or "(default)",
+        "conversation": conversation,
         "erase_after": "never (kept forever)"
         if rule.max_age_ms is None
         else format_duration(rule.max_age_ms),
@@ -72,6 +73,10 @@ def build(policy: Policy) -> dict[str, Any]:
         },
         "activities": activities,
         "default_time_limit": _limit(policy, None),
+        # Per-conversation overrides change how long some data is kept: listed one by one.
+        "conversation_time_limits": [
+            _limit(policy, None, conversation) for conversation in sorted(policy.conversations)
+        ],
         "security_measures": [*LIBRARY_MEASURES, *policy.security_measures],
     }
 
@@ -123,13 +128,20 @@ def to_markdown(record: dict[str, Any]) -> str:
             lines.append(_limit_line(limit))
         lines.append("")
     lines += ["## Default time limit", "", _limit_line(record["default_time_limit"]), ""]
+    if record["conversation_time_limits"]:
+        lines += ["## Time limits of single conversations (overrides)", ""]
+        lines += [_limit_line(limit) for limit in record["conversation_time_limits"]]
+        lines.append("")
     lines += ["## Technical and organisational security measures", ""]
     lines += [f"- {_cell(m)}" for m in record["security_measures"]]
     return "\n".join(lines) + "\n"
 
 
 def _limit_line(limit: dict[str, Any]) -> str:
-    text = f"- {limit['category']}: erase after {limit['erase_after']}"
+    name = limit["category"]
+    if limit.get("conversation"):
+        name = f"conversation {limit['conversation']} ({name})"
+    text = f"- {name}: erase after {limit['erase_after']}"
     if limit["keep_at_least"]:
         text += f", keep at least {limit['keep_at_least']}"
         if limit["legal_ground"]:

@@ -193,8 +193,11 @@ class Store(Protocol):
         """Create, replace or (``None``) remove a named store setting."""
         ...
 
-    def conversations_of_subject(self, subject: str) -> list[ConversationRecord]:
-        """The conversations of a data subject: those with this subject id or peer label."""
+    def conversations_of_subject(
+        self, subject: str, *, loose: bool = False
+    ) -> list[ConversationRecord]:
+        """The conversations of a data subject: its subject id, else its peer label, is
+        ``subject`` (``loose``: or its peer label is, whatever its subject id)."""
         ...
 
     def set_retention(
@@ -250,6 +253,10 @@ class Store(Protocol):
 
     def release_hold(self, uid: bytes, at: int) -> HoldRecord | None:
         """Release an active hold; the released record, or ``None`` if there is none active."""
+        ...
+
+    def redact_hold(self, uid: bytes, subject: str | None) -> None:
+        """Strip a released hold of its reason and reference and replace its subject."""
         ...
 
     def holds(self, *, active_only: bool) -> list[HoldRecord]:

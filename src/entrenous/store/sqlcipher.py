@@ -684,12 +684,21 @@ class SqlCipherStore:
                     (name, value),
                 )
 
-    def conversations_of_subject(self, subject: str) -> list[ConversationRecord]:
-        """The conversations with this subject id or peer label, oldest first."""
+    def conversations_of_subject(
+        self, subject: str, *, loose: bool = False
+    ) -> list[ConversationRecord]:
+        """The conversations of a data subject, oldest first.
+
+        A conversation's data subject is its subject id, else its peer label. ``loose`` also
+        takes conversations whose peer label is ``subject`` whatever their subject id (holds:
+        keeping more is the safe side).
+        """
+        peer_rule = "peer = ?" if loose else "subject IS NULL AND peer = ?"
         with _guard():
             rows = self._connection.execute(
                 f"SELECT {_COLUMNS} FROM conversations WHERE subject = ? "  # noqa: S608 - fixed names
-                f"UNION SELECT {_COLUMNS} FROM conversations WHERE peer = ? ORDER BY created_at",
+                f"UNION SELECT {_COLUMNS} FROM conversations WHERE {peer_rule} "
+                "ORDER BY created_at",
                 (subject, subject),
             ).fetchall()
         return [self._conversation(row) for row in rows]
@@ -719,7 +728,7 @@ class SqlCipherStore:
             if hold.conversation_uid is not None:
                 held.add(hold.conversation_uid)
             elif hold.subject is not None:
-                held.update(r.uid for r in self.conversations_of_subject(hold.subject))
+                held.update(r.uid for r in self.conversations_of_subject(hold.subject, loose=True))
         return held
 
     def _held_row_ids(self) -> list[int]:
@@ -949,6 +958,17 @@ class SqlCipherStore:
                 (uid,),
             ).fetchone()
         return self._hold(row) if changed and row is not None else None
+
+    def redact_hold(self, uid: bytes, subject: str | None) -> None:
+        """Strip a released hold of what may name a person (after its subject was erased)."""
+        self._write()
+        with _guard():
+            self._connection.execute(
+                "UPDATE holds SET subject = CASE WHEN subject IS NULL THEN NULL ELSE ? END, "
+                "reason = '(erased with its data subject)', reference = NULL "
+                "WHERE uid = ? AND released_at IS NOT NULL",
+                (subject, uid),
+            )
 
     def holds(self, *, active_only: bool) -> list[HoldRecord]:
         """Legal holds, oldest first (only the active ones if asked)."""

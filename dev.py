@@ -3,7 +3,8 @@
 
     python3 dev.py test [PYTEST ARGS...]   lint, format check, type check, traceability, tests
     python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo (python -m entrenous demo)
-    python3 dev.py bench [protocol|store|all] [ARGS...]   run the benchmarks (python -m benchmarks)
+    python3 dev.py bench [SUITE] [ARGS...]  run the benchmarks (python -m benchmarks); SUITE is
+                                           protocol, store, compliance or all (the default)
 
 Every command first makes sure ``.venv`` exists and holds an editable install of this project with
 the extras it needs. Installing happens only when needed: a stamp file inside ``.venv`` records a
@@ -192,7 +193,8 @@ COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
 USAGE = """\
 usage: python3 dev.py test [PYTEST ARGS...]   ruff, format, mypy, traceability, pytest
        python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo
-       python3 dev.py bench [protocol|store|all] [ARGS...]   run the benchmarks (default: all)"""
+       python3 dev.py bench [SUITE] [ARGS...]  run the benchmarks; SUITE: protocol, store,
+                                              compliance or all (the default)"""
 
 
 def main(argv: list[str]) -> int:

@@ -1487,16 +1487,17 @@ class Client:
                 with self._store.transaction():
                     target = audit.pseudonym(self._store, subject)
             try:
-                receipt = erasure.erase(
-                    self._store,
-                    self._identity,
-                    targets,
-                    scope=scope,
-                    target=target,
-                    now=now,
-                    retained=self._retained,
-                    subject=subject,
-                )
+                with self._store.deferred_checkpoint():
+                    receipt = erasure.erase(
+                        self._store,
+                        self._identity,
+                        targets,
+                        scope=scope,
+                        target=target,
+                        now=now,
+                        retained=self._retained,
+                        subject=subject,
+                    )
             finally:
                 for record in targets:
                     self._sessions.pop(record.uid, None)

@@ -138,3 +138,46 @@ def test_a_backup_taken_before_the_erasure_cannot_be_read_afterwards(
     finally:
         restored.close()
     world.bank = Client.open(world.bank_path, key=world.bank_key, clock=world.clock)
+
+
+@pytest.mark.req("ERA-02", "SWP-03")
+def test_bulk_deletions_checkpoint_once_and_restore_the_automatic_checkpoint(
+    world: Parties,
+) -> None:
+    store = world.bank._store
+    store_class = type(store)
+    seen: list[tuple[str, int]] = []
+
+    def watch(name: str) -> object:
+        original = getattr(store_class, name)
+
+        def spy(self: object, *args: object, **kwargs: object) -> object:
+            seen.append(
+                (name, store._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            )
+            return original(self, *args, **kwargs)
+
+        return spy
+
+    world.exchange(3)
+    names = ("delete_messages", "erase_conversation", "truncate_journal")
+    saved = {name: getattr(store_class, name) for name in names}
+    try:
+        for name in names:
+            setattr(store_class, name, watch(name))
+        world.clock.advance(days=31)
+        world.bank.sweep()
+        world.exchange(2)
+        world.bank.erase(subject="customer-42")
+    finally:
+        for name, method in saved.items():
+            setattr(store_class, name, method)
+    # Deleting runs with the automatic checkpoint off; the truncation after, once per action,
+    # with it restored.
+    assert seen == [
+        ("delete_messages", 0),
+        ("truncate_journal", 1000),
+        ("erase_conversation", 0),
+        ("truncate_journal", 1000),
+    ]
+    assert store._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000

@@ -181,13 +181,15 @@ def erase(
                 )
                 continue
             rule = retained(record) or Retained(0, "")
-            everything = store.messages_of(record.uid)
             cutoff = now - rule.min_age_ms
-            gone = [m for m in everything if rule.min_age_ms <= 0 or m[1] < cutoff]
-            stay = [m for m in everything if rule.min_age_ms > 0 and m[1] >= cutoff]
+            stay: list[tuple[bytes, int]] = []
+            if rule.min_age_ms > 0:
+                stay = store.messages_of(record.uid, stored_from=cutoff)
             if not stay:
-                store.erase_conversation(record.uid)
+                # The ids for the receipt are read as the rows are deleted (one pass).
+                gone = store.erase_conversation(record.uid)
             else:
+                gone = store.messages_of(record.uid, stored_before=cutoff)
                 store.prune_and_reseal(record.uid, keep_stored_from=cutoff)
                 kept.append(
                     {

@@ -91,29 +91,31 @@ def sweep(
         if progress is not None:
             progress(total)
         return SweepReport(now, True, total, by_conversation, store.next_expiry(), held)
-    while True:
-        with store.transaction():
-            due = store.expired(now, limit=batch)
-            if not due:
+    # The journal is checkpointed once, by the truncation at the end (not by a commit).
+    with store.deferred_checkpoint():
+        while True:
+            with store.transaction():
+                due = store.expired(now, limit=batch)
+                if not due:
+                    break
+                counts: dict[str, int] = {}
+                for message in due:
+                    key = message.conversation_uid.hex()
+                    counts[key] = counts.get(key, 0) + 1
+                store.delete_messages([m.row_id for m in due])
+                audit.append(
+                    store,
+                    "sweep",
+                    {"deleted": len(due), "conversations": sorted(counts), "until": now},
+                    at=now,
+                )
+            for key, count in counts.items():
+                by_conversation[key] = by_conversation.get(key, 0) + count
+            total += len(due)
+            if progress is not None:
+                progress(total)
+            if len(due) < batch:
                 break
-            counts: dict[str, int] = {}
-            for message in due:
-                key = message.conversation_uid.hex()
-                counts[key] = counts.get(key, 0) + 1
-            store.delete_messages([m.row_id for m in due])
-            audit.append(
-                store,
-                "sweep",
-                {"deleted": len(due), "conversations": sorted(counts), "until": now},
-                at=now,
-            )
-        for key, count in counts.items():
-            by_conversation[key] = by_conversation.get(key, 0) + count
-        total += len(due)
-        if progress is not None:
-            progress(total)
-        if len(due) < batch:
-            break
     if total:
         store.truncate_journal()
     return SweepReport(now, False, total, by_conversation, store.next_expiry(), held)

@@ -224,14 +224,24 @@ class Store(Protocol):
         ...
 
     def messages_of(
-        self, conversation_uid: bytes, *, stored_before: int | None = None
+        self,
+        conversation_uid: bytes,
+        *,
+        stored_before: int | None = None,
+        stored_from: int | None = None,
     ) -> list[tuple[bytes, int]]:
-        """The ids and times of a conversation's messages (all, or stored before a time)."""
+        """The ids and times of a conversation's messages (all, or stored before, or from, a
+        time)."""
         ...
 
-    def erase_conversation(self, uid: bytes) -> None:
+    def erase_conversation(self, uid: bytes) -> list[tuple[bytes, int]]:
         """Delete a conversation, its messages and its settings (:func:`conversation_setting`),
-        and schedule every generation of its data key for shredding."""
+        and schedule every generation of its data key for shredding; the deleted messages' ids
+        and times."""
+        ...
+
+    def deferred_checkpoint(self) -> AbstractContextManager[None]:
+        """No automatic journal checkpoint inside (a bulk deletion truncates it afterwards)."""
         ...
 
     def prune_and_reseal(self, uid: bytes, *, keep_stored_from: int) -> None:

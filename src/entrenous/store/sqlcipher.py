@@ -64,6 +64,8 @@ _COLUMNS = (
     "category, subject, timer_ms, key_generation"
 )
 _CHAIN_TABLES: dict[ChainLog, str] = {"audit": "audit_events", "consent": "consent_ledger"}
+#: SQLite's default: a commit checkpoints the write-ahead log once it holds this many pages.
+_AUTOCHECKPOINT = 1000
 #: Messages deleted (or re-sealed) per statement by sweeps and erasures.
 _BATCH = 500
 #: A generation above every data key a conversation can have: shredding below it destroys all.
@@ -786,36 +788,49 @@ class SqlCipherStore:
                 )
 
     def messages_of(
-        self, conversation_uid: bytes, *, stored_before: int | None = None
+        self,
+        conversation_uid: bytes,
+        *,
+        stored_before: int | None = None,
+        stored_from: int | None = None,
     ) -> list[tuple[bytes, int]]:
-        """The ids and times of a conversation's messages (all, or stored before a time)."""
+        """The ids and times of a conversation's messages (all, or stored before, or from, a
+        time)."""
         row_id, _ = self._row_of(conversation_uid)
         query = "SELECT uid, coalesce(received_at, sent_at) FROM messages WHERE conversation_id = ?"
         params: list[object] = [row_id]
         if stored_before is not None:
             query += " AND coalesce(received_at, sent_at) < ?"
             params.append(stored_before)
+        if stored_from is not None:
+            query += " AND coalesce(received_at, sent_at) >= ?"
+            params.append(stored_from)
         with _guard():
             rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
         return [(bytes(r[0]), int(r[1])) for r in rows]
 
     # --- compliance: erasure ----------------------------------------------------------------
 
-    def erase_conversation(self, uid: bytes) -> None:
+    def erase_conversation(self, uid: bytes) -> list[tuple[bytes, int]]:
         """Delete a conversation, its messages and its settings; schedule all its data keys for
         shredding (every generation: a key an interrupted erasure committed above the current
-        one included)."""
+        one included). Returns the deleted messages' ids and times (read as they are deleted)."""
         self._write()
         row_id, _ = self._row_of(uid)
         # Settings named "conversation:<id>:..." sort between these two bounds (":" < ";").
         low = conversation_setting(uid, "")
         with _guard():
-            self._connection.execute("DELETE FROM messages WHERE conversation_id = ?", (row_id,))
+            deleted = self._connection.execute(
+                "DELETE FROM messages WHERE conversation_id = ? "
+                "RETURNING uid, coalesce(received_at, sent_at)",
+                (row_id,),
+            ).fetchall()
             self._connection.execute("DELETE FROM conversations WHERE id = ?", (row_id,))
             self._connection.execute(
                 "DELETE FROM store_meta WHERE name >= ? AND name < ?", (low, low[:-1] + ";")
             )
             self._schedule_shred(uid, _ALL_GENERATIONS)
+        return sorted(((bytes(m), int(t)) for m, t in deleted), key=lambda m: (m[1], m[0]))
 
     def prune_and_reseal(self, uid: bytes, *, keep_stored_from: int) -> None:
         """Delete the messages stored before a time; re-seal the rest under a new data key.
@@ -885,6 +900,22 @@ class SqlCipherStore:
                     (raw_uid, below),
                 )
         return len(due)
+
+    @contextmanager
+    def deferred_checkpoint(self) -> Iterator[None]:
+        """No automatic checkpoint inside: the caller ends with :meth:`truncate_journal`.
+
+        SQLite copies the write-ahead log back into the store inside the first commit that
+        leaves more than 1,000 pages in it; a bulk deletion (a sweep, an erasure) that truncates
+        the log afterwards anyway does that copy once, in the truncation.
+        """
+        with _guard():
+            self._connection.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            yield
+        finally:
+            with _guard():
+                self._connection.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT}")
 
     def truncate_journal(self) -> None:
         """Checkpoint the write-ahead log into the store and truncate it to zero bytes."""

@@ -51,6 +51,9 @@ STORE_ADDS: dict[int, Objects] = {
         ("table", "pending_shreds"),
     },
 }
+STORE_ADDS[3] = set()  # messages_by_expiry is rebuilt under the same name
+#: The named tables and indexes each migration removes.
+STORE_DROPS: dict[int, Objects] = {3: {("index", "conversations_by_activity")}}
 KEY_FILE_ADDS: dict[int, Objects] = {
     1: {("table", "key_file_meta"), ("table", "data_keys")},
     2: set(),  # data_keys is rebuilt with a generation column: same name, nothing added
@@ -111,7 +114,8 @@ def test_each_migration_adds_exactly_its_objects(
     assert migrate(db, steps, target=target) == target
     assert version(db) == target
     assert objects(db) - before == adds[target]
-    assert before <= objects(db)
+    drops = STORE_DROPS if steps is MIGRATIONS else {}
+    assert before - objects(db) == drops.get(target, set())
     assert not db.in_transaction
 
 

@@ -85,7 +85,6 @@ class ExpiredMessage:
 
     row_id: int
     conversation_uid: bytes
-    uid: bytes
     expires_at: int
 
 

@@ -748,20 +748,34 @@ class SqlCipherStore:
     def expired(self, now: int, *, limit: int) -> list[ExpiredMessage]:
         """Up to ``limit`` messages expired at ``now``, oldest expiry first, none under a hold.
 
-        Reads the expiry index from its start: the cost follows the expired (and held) rows,
-        not the store.
+        Reads the expiry index alone from its start (it carries the conversation and the row
+        id): the cost follows the expired (and held) rows, not the store.
         """
         held = self._held_row_ids()
-        skip = f"AND m.conversation_id NOT IN ({', '.join('?' for _ in held)}) " if held else ""
+        skip = f"AND conversation_id NOT IN ({', '.join('?' for _ in held)}) " if held else ""
         query = (
-            "SELECT m.id, c.uid, m.uid, m.expires_at FROM messages AS m "  # noqa: S608
-            "JOIN conversations AS c ON c.id = m.conversation_id "
-            f"WHERE m.expires_at IS NOT NULL AND m.expires_at <= ? {skip}"
-            "ORDER BY m.expires_at LIMIT ?"
+            "SELECT id, conversation_id, expires_at FROM messages "  # noqa: S608
+            f"WHERE expires_at IS NOT NULL AND expires_at <= ? {skip}"
+            "ORDER BY expires_at LIMIT ?"
         )
         with _guard():
             rows = self._connection.execute(query, [now, *held, limit]).fetchall()
-        return [ExpiredMessage(int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3])) for r in rows]
+        uids = self._conversation_uids({int(r[1]) for r in rows})
+        return [ExpiredMessage(int(r[0]), uids[int(r[1])], int(r[2])) for r in rows]
+
+    def _conversation_uids(self, row_ids: set[int]) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        ordered = sorted(row_ids)
+        with _guard():
+            for start in range(0, len(ordered), _BATCH):
+                chunk = ordered[start : start + _BATCH]
+                marks = ", ".join("?" for _ in chunk)
+                for row_id, uid in self._connection.execute(
+                    f"SELECT id, uid FROM conversations WHERE id IN ({marks})",  # noqa: S608
+                    chunk,
+                ):
+                    found[int(row_id)] = bytes(uid)
+        return found
 
     def next_expiry(self) -> int | None:
         """The earliest expiry of a message not under a hold, or ``None``."""

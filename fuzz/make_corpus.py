@@ -32,11 +32,14 @@ def _envelope() -> list[bytes]:
 
 
 def _bundle() -> list[bytes]:
-    return list(fuzzlib.protocol_world().bundles)
+    bundles = fuzzlib.protocol_world().bundles
+    # Mode 0: as served; mode 1: without the signature (the harness signs).
+    return [b"\x00" + b for b in bundles] + [b"\x01" + b[:-66] for b in bundles]
 
 
 def _handshake() -> list[bytes]:
-    return list(fuzzlib.protocol_world().initial)
+    initial = fuzzlib.protocol_world().initial
+    return [bytes([mode]) + envelope for mode in (0, 1) for envelope in initial]
 
 
 def _state() -> list[bytes]:

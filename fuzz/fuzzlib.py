@@ -258,6 +258,36 @@ def encrypt_image(image: Path, target: Path, key: bytes) -> bool:
 # --- the driver -----------------------------------------------------------------------------------
 
 
+#: Address space left free for the interpreter itself beyond ``-malloc_limit_mb`` (arenas of
+#: libFuzzer's threads, SQLite's caches, the growing corpus).
+_ADDRESS_SLACK_MB = 128
+
+
+def limit_single_allocations(argv: list[str]) -> int | None:
+    """Make an allocation beyond ``-malloc_limit_mb`` fail with ``MemoryError`` (a finding).
+
+    libFuzzer enforces ``-malloc_limit_mb`` only through sanitizer malloc hooks, which a stock
+    CPython with the atheris wheel does not have, and ``-rss_limit_mb`` misses an allocation
+    whose pages are never touched (``bytes(n)`` is a ``calloc``). So the harness caps its address
+    space at what it uses now plus the limit (and some slack): a larger single allocation fails,
+    and the ``MemoryError`` escapes the target as an uncaught exception. Returns the cap in MB.
+    """
+    import resource
+
+    limit = next((a.split("=", 1)[1] for a in argv if a.startswith("-malloc_limit_mb=")), None)
+    if limit is None or not limit.isdigit() or int(limit) == 0:
+        return None
+    try:
+        status = Path("/proc/self/status").read_text(encoding="ascii")
+    except OSError:
+        return None  # not Linux: the rss limit still applies
+    used_kb = next(int(line.split()[1]) for line in status.splitlines() if line[:7] == "VmSize:")
+    cap_mb = used_kb // 1024 + int(limit) + _ADDRESS_SLACK_MB
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (cap_mb * 2**20, hard))
+    return cap_mb
+
+
 def fuzz(test_one_input: Callable[[bytes], None]) -> None:
     """Run ``test_one_input`` under atheris with the command line's libFuzzer flags.
 
@@ -266,6 +296,9 @@ def fuzz(test_one_input: Callable[[bytes], None]) -> None:
     """
     import atheris
 
+    cap = limit_single_allocations(sys.argv)
+    if cap is not None:
+        print(f"INFO: address space capped at {cap} MB (-malloc_limit_mb)", file=sys.stderr)
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

@@ -189,7 +189,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--timeout", type=int, default=10, help="seconds per input (a hang)")
     parser.add_argument("--rss-limit-mb", type=int, default=1024)
-    parser.add_argument("--malloc-limit-mb", type=int, default=512)
+    parser.add_argument("--malloc-limit-mb", type=int, default=256)
     parser.add_argument(
         "--keep-going", action="store_true", help="restart a target after a finding"
     )

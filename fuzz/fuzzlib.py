@@ -248,7 +248,9 @@ def encrypt_image(image: Path, target: Path, key: bytes) -> bool:
         connection.execute("SELECT sqlcipher_export('enc')")
         connection.execute(f"PRAGMA enc.user_version = {int(version)}")
         connection.execute("DETACH DATABASE enc")
-    except sqlcipher.Error:
+    except (sqlcipher.Error, ValueError):
+        # ValueError: SQLite's message about a damaged schema can quote bytes that are not
+        # UTF-8, which the sqlite module cannot decode (UnicodeDecodeError).
         return False
     finally:
         connection.close()

@@ -104,3 +104,43 @@ def test_an_integer_format_allocates_nothing_of_its_size(
     finally:
         tracemalloc.stop()
     assert peak < 64 * 2**20
+
+
+@pytest.mark.req("STO-10")
+def test_text_that_is_not_utf8_raises_store_corrupt(raw_template: Template, tmp_path: Path) -> None:
+    """A TEXT value that is not UTF-8 was reported as ``StoreError("the store failed (Could not
+    decode to UTF-8 column ... with text '...')")``, quoting the value; now StoreCorrupt, without
+    it."""
+    store = _edited(
+        raw_template,
+        tmp_path,
+        "INSERT INTO pending_shreds VALUES (x'00112233445566778899aabbccddeeff', "
+        "CAST(x'96' AS TEXT))",
+    )
+    with pytest.raises(StoreCorrupt) as refused:
+        Client.open(store, key=raw_template.key).close()
+    assert "with text" not in str(refused.value)
+
+
+@pytest.mark.req("STO-10")
+def test_a_schema_that_is_not_utf8_raises_store_corrupt(
+    raw_template: Template, tmp_path: Path
+) -> None:
+    """Found by the store fuzz target (fuzz/regressions/store/schema-type-not-utf8): one byte
+    of a declared column type changed to 0x96 made opening raise UnicodeDecodeError."""
+    store = raw_template.copy_to(tmp_path / "copy")
+    assert raw_template.key is not None
+    with raw_store(store, raw_template.key) as connection:
+        connection.text_factory = bytes
+        (sql,) = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'pending_shreds'"
+        ).fetchone()
+        damaged = sql.replace(b"below_generation INTEGER", b"below_generation I\x96TEGER")
+        assert damaged != sql
+        connection.execute("PRAGMA writable_schema = ON")
+        connection.execute(
+            "UPDATE sqlite_master SET sql = CAST(? AS TEXT) WHERE name = 'pending_shreds'",
+            (damaged,),
+        )
+    with pytest.raises(StoreCorrupt):
+        Client.open(store, key=raw_template.key).close()

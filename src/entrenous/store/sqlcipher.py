@@ -129,6 +129,9 @@ def _connect(path: Path, key: bytes) -> Any:
         connection.execute("PRAGMA cipher_log_level = NONE")
         connection.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except UnicodeDecodeError:
+        connection.close()
+        raise StoreCorrupt("the store file is damaged (a message that is not UTF-8)") from None
     except sqlcipher.DatabaseError as exc:
         connection.close()
         # A wrong key always reads as "not a database" (SQLITE_NOTADB); a right key on a
@@ -150,6 +153,10 @@ def _connect(path: Path, key: bytes) -> Any:
 
 def _wrong_type() -> StoreCorrupt:
     return StoreCorrupt("the store holds a value of the wrong type (damaged or edited)")
+
+
+def _not_utf8() -> StoreCorrupt:
+    return StoreCorrupt("the store holds text that is not UTF-8 (damaged or edited)")
 
 
 def _blob(value: object) -> bytes:
@@ -206,9 +213,16 @@ def _guard(*, duplicate: EntrenousError | None = None) -> Iterator[None]:
             raise StoreError("the disk is full; nothing was changed") from None
         if "readonly" in text or "read-only" in text:
             raise StoreError("the store is read-only; nothing was changed") from None
+        if text.startswith("Could not decode to UTF-8"):
+            # The sqlite module's message quotes the value: never repeat it.
+            raise _not_utf8() from None
         raise StoreError(f"the store failed ({text})") from None
     except sqlcipher.DatabaseError as exc:
         raise StoreCorrupt(f"the store is damaged ({exc})") from None
+    except UnicodeDecodeError:
+        # A declared column type (or a message of SQLite's) that is not UTF-8: the sqlite module
+        # cannot decode it. Only a damaged or edited store holds one.
+        raise _not_utf8() from None
 
 
 class KeyFile:

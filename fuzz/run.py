@@ -94,9 +94,8 @@ def _summary_of(log: str, artifact: str) -> str:
     """The exception line of a crash (or libFuzzer's own verdict), without input bytes."""
     lines = log.splitlines()
     for i, line in enumerate(lines):
-        if "Uncaught Python exception" in line:
-            tail = [x for x in lines[i + 1 : i + 60] if x and not x.startswith(" ")]
-            return tail[-1][:300] if tail else line
+        if "Uncaught Python exception" in line and i + 1 < len(lines):
+            return lines[i + 1].strip()[:300]  # "TypeError: message"
     for line in lines:
         if "ERROR: libFuzzer:" in line or "ALARM:" in line:
             return line.strip()[:300]

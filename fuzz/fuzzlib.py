@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -306,11 +305,31 @@ def fuzz(test_one_input: Callable[[bytes], None]) -> None:
 
 
 def scratch_dir(name: str) -> Path:
-    """A private scratch directory for one fuzzing process (removed and made again)."""
-    base = Path(tempfile.gettempdir()) / f"entrenous-fuzz-{name}-{os.getpid()}"
+    """A private scratch directory for one fuzzing process, under fuzz/results/scratch/.
+
+    libFuzzer ends the process with ``exit()``, past Python's clean-up, so the directory stays;
+    the next process of the target removes those whose process is gone.
+    """
+    parent = FUZZ / "results" / "scratch"
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.glob(f"{name}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    base = parent / f"{name}-{os.getpid()}"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(mode=0o700)
     return base
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 # --- consent ------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Developer entry point for entrenous. Standard library only; any Python 3.11+ runs it.
 
-    python3 dev.py test [PYTEST ARGS...]   lint, format check, type check, traceability, tests
+    python3 dev.py test [PYTEST ARGS...]   lint, format check, type check, traceability, tests,
+                                           then every fuzz target for a short budget
+    python3 dev.py fuzz [--target NAME|all] [--seconds N] [--jobs [N]]   fuzz for longer
     python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo (python -m entrenous demo)
     python3 dev.py bench [SUITE] [ARGS...]  run the benchmarks (python -m benchmarks); SUITE is
                                            protocol, store, compliance or all (the default)
@@ -32,6 +34,9 @@ PYPROJECT = ROOT / "pyproject.toml"
 STAMP_FORMAT = 1
 # `test` runs `ruff format --check .`; fix a failure with `.venv/bin/python -m ruff format .`.
 FORMAT_CHECK = True
+# `test` ends by running every fuzz target (fuzz/) for this many seconds each; the environment
+# variable ENTRENOUS_FUZZ_SECONDS overrides it (0 skips the step, for local runs only).
+FUZZ_SECONDS = 12
 
 
 def say(message: str) -> None:
@@ -153,9 +158,26 @@ def ensure_venv(extras: set[str]) -> bool:
     return True
 
 
+def fuzz_seconds() -> int | None:
+    """The fuzz budget per target for `test`, or None if ENTRENOUS_FUZZ_SECONDS is not a number."""
+    raw = os.environ.get("ENTRENOUS_FUZZ_SECONDS", str(FUZZ_SECONDS))
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def cmd_test(args: list[str]) -> int:
-    if not ensure_venv({"dev"}):
-        return fail("step 'install' failed")
+    seconds = fuzz_seconds()
+    if seconds is None:
+        return fail("ENTRENOUS_FUZZ_SECONDS must be a whole number of seconds (0 skips fuzzing)")
+    if not ensure_venv({"dev", "fuzz"}):
+        # Most likely atheris has no wheel for this platform: run the other steps anyway; the
+        # fuzz step then fails and says why.
+        say("installing with the 'fuzz' extra failed; trying without it (the fuzz step will fail)")
+        if not ensure_venv({"dev"}):
+            return fail("step 'install' failed")
     py = str(venv_python())
     steps: list[tuple[str, list[str]]] = [
         ("ruff check", [py, "-m", "ruff", "check", "."]),
@@ -171,8 +193,21 @@ def cmd_test(args: list[str]) -> int:
         code = run(cmd)
         if code != 0:
             return fail(f"step '{name}' failed (exit {code})", code)
-    say("running pytest (the last step: its summary is the last line)")
-    return run([py, "-m", "pytest", *args])
+    say("running pytest")
+    code = run([py, "-m", "pytest", *args])
+    if code != 0:
+        return fail(f"step 'pytest' failed (exit {code})", code)
+    if args:
+        say("skipping the fuzz step: pytest arguments were given (fuzz with: python3 dev.py fuzz)")
+        return 0
+    if seconds == 0:
+        say("skipping the fuzz step: ENTRENOUS_FUZZ_SECONDS=0")
+        return 0
+    say(f"running the fuzz targets, {seconds} s each (the last step: its summary is the last line)")
+    code = run([py, "fuzz/run.py", "--target", "all", "--seconds", str(seconds)])
+    if code != 0:
+        return fail(f"step 'fuzz' failed (exit {code}); see fuzz/README.md", code)
+    return 0
 
 
 def cmd_demo(args: list[str]) -> int:
@@ -188,10 +223,17 @@ def cmd_bench(args: list[str]) -> int:
     return run([venv_python(), "-m", "benchmarks", *args])
 
 
-COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench}
+def cmd_fuzz(args: list[str]) -> int:
+    if not ensure_venv({"fuzz"}):
+        return fail("step 'install' failed (the fuzz extra needs an atheris wheel: fuzz/README.md)")
+    return run([venv_python(), "fuzz/run.py", *args])
+
+
+COMMANDS = {"test": cmd_test, "demo": cmd_demo, "bench": cmd_bench, "fuzz": cmd_fuzz}
 
 USAGE = """\
-usage: python3 dev.py test [PYTEST ARGS...]   ruff, format, mypy, traceability, pytest
+usage: python3 dev.py test [PYTEST ARGS...]   ruff, format, mypy, traceability, pytest, fuzz
+       python3 dev.py fuzz [--target NAME|all] [--seconds N] [--jobs [N]] [--keep-going]
        python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo
        python3 dev.py bench [SUITE] [ARGS...]  run the benchmarks; SUITE: protocol, store,
                                               compliance or all (the default)"""

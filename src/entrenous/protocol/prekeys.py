@@ -313,6 +313,7 @@ class PrekeyPool:
             data,
             max_array_len=max(MAX_ONE_TIME_PREKEYS, MAX_REPLAY_CACHE) + 1,
             max_depth=4,
+            max_arrays=_MAX_POOL_ARRAYS,
             what="prekey pool state",
             error=StateError,
         )
@@ -365,6 +366,11 @@ class PrekeyPool:
             f"PrekeyPool(generations={len(self._generations)}, "
             f"one_time={len(self._one_time)}, one_time_kem={len(self._one_time_kem)})"
         )
+
+
+#: Arrays in a valid pool state: the state, its three lists, two per generation (the generation
+#: and its replay memory) and one per one-time prekey of each kind.
+_MAX_POOL_ARRAYS = 4 + 2 * MAX_GENERATIONS + 2 * MAX_ONE_TIME_PREKEYS
 
 
 def _check_time(now: int) -> None:

@@ -22,7 +22,11 @@ from entrenous.errors import (
 )
 from entrenous.protocol import handshake, wire
 from entrenous.protocol.bundle import PrekeyBundle
-from entrenous.protocol.constants import MAX_PLAINTEXT_SIZE, SESSION_STATE_VERSION
+from entrenous.protocol.constants import (
+    MAX_PLAINTEXT_SIZE,
+    MAX_RECEIVING_CHAINS,
+    SESSION_STATE_VERSION,
+)
 from entrenous.protocol.envelope import (
     SESSION_ID_SIZE,
     InitialFields,
@@ -38,6 +42,9 @@ from entrenous.protocol.ratchet.double_ratchet import DoubleRatchet
 #: Largest serialised session state accepted by :meth:`Session.from_bytes` (5 chains of 2,000
 #: skipped keys at 35 bytes each, plus the fixed part).
 MAX_STATE_SIZE = 1 << 20
+#: Arrays in a valid state: the state, the pending handshake, the ratchet, its chain list and
+#: retired keys, and two per receiving chain (the chain and its skipped keys).
+_MAX_STATE_ARRAYS = 5 + 2 * MAX_RECEIVING_CHAINS
 
 
 def _trusted_identity(data: object) -> PublicIdentity:
@@ -271,7 +278,12 @@ class Session:
         if len(data) > MAX_STATE_SIZE:
             raise StateError("session state is larger than any valid state")
         fields = wire.unpack_array(
-            data, max_array_len=4001, what="session state", error=StateError, max_depth=5
+            data,
+            max_array_len=4001,
+            what="session state",
+            error=StateError,
+            max_depth=5,
+            max_arrays=_MAX_STATE_ARRAYS,
         )
         if not fields or not wire.is_uint(fields[0], 2**16) or fields[0] < 1:
             raise StateError("session state is not readable")

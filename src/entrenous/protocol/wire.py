@@ -3,8 +3,10 @@
 Rules (spec/envelope.md, ENV-02..ENV-05):
 
 * the size is checked before a byte is parsed;
-* msgpack's own limits cap every container and byte string during parsing, so no input makes the
-  decoder allocate beyond the size of the input or the documented caps;
+* msgpack's own limits cap every container and byte string during parsing, and nested formats
+  cap the number of arrays (``max_arrays``), so no input makes the decoder allocate beyond the
+  size of the input or the documented caps (an array costs the decoder 56 bytes or more for each
+  byte of input: a 16 MiB state of empty arrays took 1.2 GB before the cap);
 * only the types a format uses are accepted; maps, strings, floats and extension types are not;
 * the encoding must be canonical: re-encoding the decoded value gives back the input byte for
   byte. This refuses trailing bytes, over-long integer or length encodings and reordered or
@@ -34,11 +36,14 @@ def unpack_array(
     what: str,
     error: type[PeerError] | type[StateError],
     max_depth: int = 1,
+    max_arrays: int | None = None,
 ) -> list[Any]:
     """Decode ``data`` as one canonical msgpack array, or raise ``error`` naming ``what``.
 
-    ``max_depth`` is the deepest nesting of arrays allowed (1: a flat array of scalars). The
-    caller has already checked ``len(data)`` against its format's maximum size.
+    ``max_depth`` is the deepest nesting of arrays allowed (1: a flat array of scalars).
+    ``max_arrays`` (nested formats) is the most arrays a valid value holds, the outer one
+    included: decoding stops as soon as the input has more. The caller has already checked
+    ``len(data)`` against its format's maximum size.
     """
     if not isinstance(data, bytes):
         raise TypeError(f"{what} must be bytes, got {type(data).__name__}")
@@ -47,6 +52,7 @@ def unpack_array(
             data,
             raw=True,
             use_list=True,
+            list_hook=None if max_arrays is None else _ArrayBudget(max_arrays),
             max_bin_len=len(data),
             max_str_len=0,
             max_array_len=max_array_len,
@@ -66,6 +72,21 @@ def unpack_array(
 
 
 _SCALARS = frozenset({bytes, int, bool, type(None)})
+
+
+class _ArrayBudget:
+    """A ``list_hook`` that counts the arrays decoded and stops the decoder past a budget."""
+
+    __slots__ = ("_left",)
+
+    def __init__(self, budget: int) -> None:
+        self._left = budget
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        self._left -= 1
+        if self._left < 0:
+            raise ValueError("too many arrays")  # caught by unpack_array: not well-formed
+        return items
 
 
 def _only_known_types(value: list[Any], max_depth: int) -> bool:

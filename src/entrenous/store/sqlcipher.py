@@ -131,6 +131,9 @@ def _connect(path: Path, key: bytes) -> Any:
         connection.execute("PRAGMA cipher_log_level = NONE")
         connection.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except UnicodeDecodeError:
+        connection.close()
+        raise StoreCorrupt("the store file is damaged (a message that is not UTF-8)") from None
     except sqlcipher.DatabaseError as exc:
         connection.close()
         # A wrong key always reads as "not a database" (SQLITE_NOTADB); a right key on a
@@ -141,6 +144,56 @@ def _connect(path: Path, key: bytes) -> Any:
             "the key or passphrase does not open this store (or it is not an entrenous store)"
         ) from None
     return connection
+
+
+# --- reading values back --------------------------------------------------------------------
+# SQLite does not enforce a column's declared type, so a value read back may be of any type. A
+# store written by this library never holds a wrong one; a damaged or hand-edited store (one
+# written by someone holding the key) may, and must give StoreCorrupt, never a builtin error or a
+# huge allocation (``bytes(3_000_000_000)`` of an integer where a BLOB belongs).
+
+
+def _wrong_type() -> StoreCorrupt:
+    return StoreCorrupt("the store holds a value of the wrong type (damaged or edited)")
+
+
+def _not_utf8() -> StoreCorrupt:
+    return StoreCorrupt("the store holds text that is not UTF-8 (damaged or edited)")
+
+
+def _blob(value: object) -> bytes:
+    """A BLOB column's value; :class:`StoreCorrupt` if the row holds another type."""
+    if type(value) is not bytes:
+        raise _wrong_type()
+    return value
+
+
+def _optional_blob(value: object) -> bytes | None:
+    return None if value is None else _blob(value)
+
+
+def _integer(value: object) -> int:
+    """An INTEGER column's value; :class:`StoreCorrupt` if the row holds another type."""
+    if type(value) is not int:
+        raise _wrong_type()
+    return value
+
+
+def _optional_integer(value: object) -> int | None:
+    return None if value is None else _integer(value)
+
+
+def _optional_text(value: object) -> str | None:
+    """A TEXT column's value (or NULL); :class:`StoreCorrupt` if the row holds another type."""
+    if value is not None and type(value) is not str:
+        raise _wrong_type()
+    return value
+
+
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise _wrong_type()
+    return value
 
 
 @contextmanager
@@ -162,9 +215,16 @@ def _guard(*, duplicate: EntrenousError | None = None) -> Iterator[None]:
             raise StoreError("the disk is full; nothing was changed") from None
         if "readonly" in text or "read-only" in text:
             raise StoreError("the store is read-only; nothing was changed") from None
+        if text.startswith("Could not decode to UTF-8"):
+            # The sqlite module's message quotes the value: never repeat it.
+            raise _not_utf8() from None
         raise StoreError(f"the store failed ({text})") from None
     except sqlcipher.DatabaseError as exc:
         raise StoreCorrupt(f"the store is damaged ({exc})") from None
+    except UnicodeDecodeError:
+        # A declared column type (or a message of SQLite's) that is not UTF-8: the sqlite module
+        # cannot decode it. Only a damaged or edited store holds one.
+        raise _not_utf8() from None
 
 
 class KeyFile:
@@ -202,7 +262,7 @@ class KeyFile:
                 row = self._connection.execute(
                     "SELECT value FROM key_file_meta WHERE name = 'store_id'"
                 ).fetchone()
-            if row is None or not constant_time_equal(bytes(row[0]), store_id):
+            if row is None or not constant_time_equal(_blob(row[0]), store_id):
                 raise StoreCorrupt("the data-key file belongs to another store")
         except BaseException:
             self._connection.close()
@@ -237,7 +297,7 @@ class KeyFile:
                     "a conversation's data key is missing from the data-key file "
                     "(erased, or the key file is from another time)"
                 )
-            key = self._cache[conversation_uid, generation] = bytes(row[0])
+            key = self._cache[conversation_uid, generation] = _blob(row[0])
         return key
 
     def destroy(self, conversation_uid: bytes, below_generation: int) -> None:
@@ -344,12 +404,12 @@ class SqlCipherStore:
                         [("format", FORMAT), ("store_id", random_bytes(16))],
                     )
                 meta = dict(connection.execute("SELECT name, value FROM store_meta").fetchall())
-            if bytes(meta.get("format", b"")) != FORMAT or "store_id" not in meta:
+            if meta.get("format") != FORMAT or "store_id" not in meta:
                 raise StoreCorrupt("the file is an SQLCipher database of another kind")
             keys = KeyFile(
                 key_file_path(store),
                 key_file_key(store_key),
-                store_id=bytes(meta["store_id"]),
+                store_id=_blob(meta["store_id"]),
                 creating=creating,
             )
             if creating:
@@ -435,7 +495,7 @@ class SqlCipherStore:
             row = self._connection.execute(
                 "SELECT value FROM secrets WHERE name = ?", (name,)
             ).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def save_secret(self, name: str, value: bytes) -> None:
         """Create or replace a named secret blob."""
@@ -452,18 +512,18 @@ class SqlCipherStore:
     @staticmethod
     def _conversation(row: Any) -> ConversationRecord:
         return ConversationRecord(
-            uid=bytes(row[0]),
-            session_id=bytes(row[1]),
-            peer_identity=bytes(row[2]),
-            peer=row[3],
-            state=bytes(row[4]),
-            verified=None if row[5] is None else bytes(row[5]),
-            created_at=row[6],
-            updated_at=row[7],
-            category=row[8],
-            subject=row[9],
-            timer_ms=row[10],
-            key_generation=row[11],
+            uid=_blob(row[0]),
+            session_id=_blob(row[1]),
+            peer_identity=_blob(row[2]),
+            peer=_optional_text(row[3]),
+            state=_blob(row[4]),
+            verified=_optional_blob(row[5]),
+            created_at=_integer(row[6]),
+            updated_at=_integer(row[7]),
+            category=_optional_text(row[8]),
+            subject=_optional_text(row[9]),
+            timer_ms=_optional_integer(row[10]),
+            key_generation=_integer(row[11]),
         )
 
     def add_conversation(self, record: ConversationRecord) -> None:
@@ -611,7 +671,7 @@ class SqlCipherStore:
             ).fetchone()
         if found is None:
             raise StoreCorrupt("a message names a conversation that is not stored")
-        return int(found[0]), int(found[1])
+        return _integer(found[0]), _integer(found[1])
 
     def history(
         self, conversation_uid: bytes, *, limit: int, before: bytes | None
@@ -642,9 +702,11 @@ class SqlCipherStore:
         open_body = aead.opener(self._keys.get(conversation_uid, generation))
         out = []
         for raw_uid, direction, sent_at, received_at, nonce, body, timer_ms, expires_at in rows:
-            uid = bytes(raw_uid)
+            uid = _blob(raw_uid)
+            if direction not in _DIRECTION_NAMES:
+                raise _wrong_type()
             try:
-                plain = open_body(bytes(nonce), bytes(body), LABEL_BODY + conversation_uid + uid)
+                plain = open_body(_blob(nonce), _blob(body), LABEL_BODY + conversation_uid + uid)
             except AuthenticationError:
                 raise StoreCorrupt("a stored message body does not authenticate") from None
             out.append(
@@ -652,11 +714,11 @@ class SqlCipherStore:
                     uid=uid,
                     conversation_uid=conversation_uid,
                     direction=_DIRECTION_NAMES[direction],
-                    sent_at=sent_at,
-                    received_at=received_at,
+                    sent_at=_integer(sent_at),
+                    received_at=_optional_integer(received_at),
                     body=plain,
-                    expires_at=expires_at,
-                    timer_ms=timer_ms,
+                    expires_at=_optional_integer(expires_at),
+                    timer_ms=_optional_integer(timer_ms),
                 )
             )
         return out
@@ -669,7 +731,7 @@ class SqlCipherStore:
             row = self._connection.execute(
                 "SELECT value FROM store_meta WHERE name = ?", (name,)
             ).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else _blob(row[0])
 
     def set_meta(self, name: str, value: bytes | None) -> None:
         """Create, replace or (``None``) remove a named store setting."""
@@ -743,7 +805,7 @@ class SqlCipherStore:
                 f"SELECT id FROM conversations WHERE uid IN ({marks})",  # noqa: S608 - placeholders
                 list(held),
             ).fetchall()
-        return [int(row[0]) for row in rows]
+        return [_integer(row[0]) for row in rows]
 
     def expired(self, now: int, *, limit: int) -> list[ExpiredMessage]:
         """Up to ``limit`` messages expired at ``now``, oldest expiry first, none under a hold.
@@ -760,8 +822,8 @@ class SqlCipherStore:
         )
         with _guard():
             rows = self._connection.execute(query, [now, *held, limit]).fetchall()
-        uids = self._conversation_uids({int(r[1]) for r in rows})
-        return [ExpiredMessage(int(r[0]), uids[int(r[1])], int(r[2])) for r in rows]
+        uids = self._conversation_uids({_integer(r[1]) for r in rows})
+        return [ExpiredMessage(_integer(r[0]), uids[_integer(r[1])], _integer(r[2])) for r in rows]
 
     def _conversation_uids(self, row_ids: set[int]) -> dict[int, bytes]:
         found: dict[int, bytes] = {}
@@ -774,7 +836,10 @@ class SqlCipherStore:
                     f"SELECT id, uid FROM conversations WHERE id IN ({marks})",  # noqa: S608
                     chunk,
                 ):
-                    found[int(row_id)] = bytes(uid)
+                    found[_integer(row_id)] = _blob(uid)
+        missing = row_ids - found.keys()
+        if missing:
+            raise StoreCorrupt("an expired message names a conversation that is not stored")
         return found
 
     def next_expiry(self) -> int | None:
@@ -787,7 +852,7 @@ class SqlCipherStore:
         )
         with _guard():
             row = self._connection.execute(query, held).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else _integer(row[0])
 
     def delete_messages(self, row_ids: list[int]) -> None:
         """Delete messages by their row ids (found by :meth:`expired`)."""
@@ -821,7 +886,7 @@ class SqlCipherStore:
             params.append(stored_from)
         with _guard():
             rows = self._connection.execute(query + " ORDER BY id", params).fetchall()
-        return [(bytes(r[0]), int(r[1])) for r in rows]
+        return [(_blob(r[0]), _integer(r[1])) for r in rows]
 
     # --- compliance: erasure ----------------------------------------------------------------
 
@@ -844,7 +909,7 @@ class SqlCipherStore:
                 "DELETE FROM store_meta WHERE name >= ? AND name < ?", (low, low[:-1] + ";")
             )
             self._schedule_shred(uid, _ALL_GENERATIONS)
-        return sorted(((bytes(m), int(t)) for m, t in deleted), key=lambda m: (m[1], m[0]))
+        return sorted(((_blob(m), _integer(t)) for m, t in deleted), key=lambda m: (m[1], m[0]))
 
     def prune_and_reseal(self, uid: bytes, *, keep_stored_from: int) -> None:
         """Delete the messages stored before a time; re-seal the rest under a new data key.
@@ -869,9 +934,9 @@ class SqlCipherStore:
             ).fetchall()
         updates = []
         for message_row, raw_uid, nonce, body in kept:
-            ad = LABEL_BODY + uid + bytes(raw_uid)
+            ad = LABEL_BODY + uid + _blob(raw_uid)
             try:
-                plain = open_body(bytes(nonce), bytes(body), ad)
+                plain = open_body(_blob(nonce), _blob(body), ad)
             except AuthenticationError:
                 raise StoreCorrupt("a stored message body does not authenticate") from None
             fresh = random_bytes(aead.NONCE_SIZE)
@@ -906,7 +971,7 @@ class SqlCipherStore:
                 "SELECT conversation_uid, below_generation FROM pending_shreds"
             ).fetchall()
         for raw_uid, below in due:
-            self._keys.destroy(bytes(raw_uid), int(below))
+            self._keys.destroy(_blob(raw_uid), _integer(below))
             with self.transaction(), _guard():
                 self._connection.execute(
                     "DELETE FROM pending_shreds WHERE conversation_uid = ? "
@@ -954,20 +1019,20 @@ class SqlCipherStore:
             rows = self._connection.execute(
                 "SELECT uid, at, receipt FROM erasures ORDER BY id"
             ).fetchall()
-        return [(bytes(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+        return [(_blob(r[0]), _integer(r[1]), _blob(r[2])) for r in rows]
 
     # --- compliance: holds ------------------------------------------------------------------
 
     @staticmethod
     def _hold(row: Any) -> HoldRecord:
         return HoldRecord(
-            uid=bytes(row[0]),
-            conversation_uid=None if row[1] is None else bytes(row[1]),
-            subject=row[2],
-            reason=row[3],
-            reference=row[4],
-            placed_at=row[5],
-            released_at=row[6],
+            uid=_blob(row[0]),
+            conversation_uid=_optional_blob(row[1]),
+            subject=_optional_text(row[2]),
+            reason=_text(row[3]),
+            reference=_optional_text(row[4]),
+            placed_at=_integer(row[5]),
+            released_at=_optional_integer(row[6]),
         )
 
     def add_hold(self, record: HoldRecord) -> None:
@@ -1084,13 +1149,13 @@ class SqlCipherStore:
             ).fetchall()
         return [
             ChainRow(
-                seq=int(r[0]),
-                at=int(r[1]),
-                kind=r[2],
-                body=bytes(r[3]),
-                prev=bytes(r[4]),
-                hash=bytes(r[5]),
-                subject=r[6],
+                seq=_integer(r[0]),
+                at=_integer(r[1]),
+                kind=_text(r[2]),
+                body=_blob(r[3]),
+                prev=_blob(r[4]),
+                hash=_blob(r[5]),
+                subject=_optional_text(r[6]),
             )
             for r in rows
         ]

@@ -45,6 +45,18 @@ def test_nonce_must_be_12_bytes(size: int) -> None:
         aead.open_(KEY, bytes(size), bytes(32), AD)
 
 
+@pytest.mark.parametrize("size", [0, 16, 31, 33])
+def test_a_sealer_key_must_be_32_bytes(size: int) -> None:
+    with pytest.raises(ValueError, match="AEAD key must be 32 bytes"):
+        aead.sealer(bytes(size))
+
+
+@pytest.mark.parametrize("size", [0, 11, 13])
+def test_a_sealer_nonce_must_be_12_bytes(size: int) -> None:
+    with pytest.raises(ValueError, match="AEAD nonce must be 12 bytes"):
+        aead.sealer(KEY)(bytes(size), PLAINTEXT, AD)
+
+
 # --- round trips ------------------------------------------------------------------------------
 
 
@@ -55,6 +67,14 @@ def test_round_trip(plaintext: bytes, ad: bytes) -> None:
     sealed = aead.seal(KEY, NONCE, plaintext, ad)
     assert len(sealed) == len(plaintext) + aead.TAG_SIZE
     assert aead.open_(KEY, NONCE, sealed, ad) == plaintext
+
+
+@pytest.mark.req("PRIM-04")
+def test_a_sealer_seals_as_seal_does_for_each_nonce() -> None:
+    seal = aead.sealer(KEY)
+    for nonce in (NONCE, bytes(12), b"\xff" * 12):
+        assert seal(nonce, PLAINTEXT, AD) == aead.seal(KEY, nonce, PLAINTEXT, AD)
+        assert aead.open_(KEY, nonce, seal(nonce, PLAINTEXT, AD), AD) == PLAINTEXT
 
 
 def test_sizes_are_the_rfc_8439_sizes() -> None:

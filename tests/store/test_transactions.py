@@ -190,3 +190,86 @@ def test_close_is_idempotent_and_releases_the_lock(tmp_path: Path, key: bytes) -
     store.close()
     store.close()
     SqlCipherStore.open(tmp_path / "s.db", key).close()
+
+
+# --- the conversations the store remembers -------------------------------------------------------
+
+
+@pytest.mark.req("STO-05")
+@pytest.mark.parametrize("undo", ["transaction", "savepoint"])
+def test_a_rolled_back_conversation_is_not_remembered(store: SqlCipherStore, undo: str) -> None:
+    """Its row id may go to the next conversation: a message for it must not land there."""
+    ghost = conversation()
+    if undo == "transaction":
+        with pytest.raises(RuntimeError, match="undo"), store.transaction():
+            store.add_conversation(ghost)
+            raise RuntimeError("undo")
+    else:
+        with store.transaction(), pytest.raises(RuntimeError, match="undo"), store.savepoint():
+            store.add_conversation(ghost)
+            raise RuntimeError("undo")
+    assert store.conversation(ghost.uid) is None
+    assert store.conversation_by_session(ghost.session_id) is None
+    real = conversation()
+    with store.transaction():
+        store.add_conversation(real)  # takes the row id the ghost had
+    before = dump(store)
+    with pytest.raises(StoreCorrupt), store.transaction():
+        store.add_message(message(ghost.uid, b"for the ghost"))
+    with store.transaction():
+        store.update_conversation(ghost.uid, state=b"ghost state", updated_at=7)
+    assert dump(store) == before
+    assert store.history(real.uid, limit=10, before=None) == []
+
+
+@pytest.mark.req("STO-05")
+def test_a_rolled_back_update_is_not_remembered(
+    populated: tuple[SqlCipherStore, ConversationRecord],
+) -> None:
+    store, record = populated
+    with pytest.raises(RuntimeError, match="undo"), store.transaction():
+        store.update_conversation(record.uid, state=b"state-9", updated_at=9)
+        store.update_conversation(record.uid, category="ghost", subject="ghost")
+        raise RuntimeError("undo")
+    assert store.conversation(record.uid) == record
+    assert store.conversation_by_session(record.session_id) == record
+
+
+@pytest.mark.req("STO-05")
+def test_what_the_store_remembers_is_what_another_connection_reads(
+    populated: tuple[SqlCipherStore, ConversationRecord], tmp_path: Path, key: bytes
+) -> None:
+    """Records served from memory equal the rows, after each kind of change."""
+    store, record = populated
+
+    def on_disk() -> ConversationRecord:
+        with raw_store(tmp_path / "s.db", key) as db:
+            row = db.execute(
+                "SELECT id, uid, session_id, peer_identity, peer, state, verified, created_at, "
+                "updated_at, category, subject, timer_ms, key_generation FROM conversations "
+                "WHERE uid = ?",
+                (record.uid,),
+            ).fetchone()
+        return SqlCipherStore._conversation(row)
+
+    with store.transaction():
+        store.update_conversation(record.uid, state=b"state-1", updated_at=2)
+    assert store.conversation(record.uid) == on_disk()
+    with store.transaction():
+        store.update_conversation(record.uid, peer="other", verified=b"v", timer_ms=5000)
+        store.update_conversation(record.uid, category="support", subject="s-1")
+    assert store.conversation(record.uid) == on_disk()
+    with store.transaction():
+        store.prune_and_reseal(record.uid, keep_stored_from=0)
+    assert store.conversation(record.uid) == on_disk()
+    assert on_disk().key_generation == 1
+    with store.transaction():  # sealed under the new generation's key
+        store.add_message(message(record.uid, b"after the re-seal"))
+    assert [m.body for m in store.history(record.uid, limit=10, before=None)] == [
+        b"after the re-seal",
+        b"first",
+    ]
+    with store.transaction():
+        store.erase_conversation(record.uid)
+    assert store.conversation(record.uid) is None
+    assert store.conversation_by_session(record.session_id) is None

@@ -42,6 +42,24 @@ def open_(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) -> bytes:
         raise AuthenticationError() from None
 
 
+def sealer(key: bytes) -> Callable[[bytes, bytes, bytes], bytes]:
+    """``seal`` for many messages under one key (the key is set up once).
+
+    The returned function takes ``(nonce, plaintext, ad)``; the caller still owes every message
+    its own nonce.
+    """
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"AEAD key must be {KEY_SIZE} bytes, got {len(key)}")
+    encrypt = ChaCha20Poly1305(key).encrypt
+
+    def seal_one(nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+        if len(nonce) != NONCE_SIZE:
+            raise ValueError(f"AEAD nonce must be {NONCE_SIZE} bytes, got {len(nonce)}")
+        return encrypt(nonce, plaintext, ad)
+
+    return seal_one
+
+
 def opener(key: bytes) -> Callable[[bytes, bytes, bytes], bytes]:
     """``open_`` for many messages under one key (the key is set up once).
 

@@ -19,8 +19,9 @@ anything is written.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +65,17 @@ _COLUMNS = (
     "category, subject, timer_ms, key_generation"
 )
 _CHAIN_TABLES: dict[ChainLog, str] = {"audit": "audit_events", "consent": "consent_ledger"}
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, "
+    "nonce, body, timer_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: How the hot statements pass blobs to sqlcipher3. It binds a ``bytearray`` directly, but first
+#: looks every ``bytes`` parameter up in its adapter registry (two failed attribute lookups,
+#: about 3 µs per parameter, more than SQLite's own work for a small column). Same blob stored.
+_param = bytearray
+#: Conversations the store remembers (row id and record), so that a send or a receive does not
+#: read its conversation back; a busy bot's store may hold millions, so the oldest go first.
+_REMEMBERED = 4096
 #: SQLite's default: a commit checkpoints the write-ahead log once it holds this many pages.
 _AUTOCHECKPOINT = 1000
 #: Messages deleted (or re-sealed) per statement by sweeps and erasures.
@@ -196,35 +208,55 @@ def _text(value: object) -> str:
     return value
 
 
-@contextmanager
-def _guard(*, duplicate: EntrenousError | None = None) -> Iterator[None]:
+class _Guard:
     """Turn database errors into typed store errors (messages carry no data, only causes).
 
     ``duplicate`` is raised instead when a UNIQUE constraint refuses the change (a peer reusing
-    a message id is the peer's fault, not a damaged store).
+    a message id is the peer's fault, not a damaged store). A class rather than a generator:
+    it wraps every statement, and costs a fraction of a ``contextmanager`` on the hot paths.
     """
-    try:
-        yield
-    except sqlcipher.IntegrityError as exc:
-        if duplicate is not None and "UNIQUE" in str(exc):
-            raise duplicate from None
-        raise StoreCorrupt(f"the store refused an inconsistent change ({exc})") from None
-    except sqlcipher.OperationalError as exc:
-        text = str(exc)
-        if "full" in text:
-            raise StoreError("the disk is full; nothing was changed") from None
-        if "readonly" in text or "read-only" in text:
-            raise StoreError("the store is read-only; nothing was changed") from None
-        if text.startswith("Could not decode to UTF-8"):
-            # The sqlite module's message quotes the value: never repeat it.
+
+    __slots__ = ("_duplicate",)
+
+    def __init__(self, duplicate: EntrenousError | None = None) -> None:
+        self._duplicate = duplicate
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, sqlcipher.IntegrityError):
+            if self._duplicate is not None and "UNIQUE" in str(exc):
+                raise self._duplicate from None
+            raise StoreCorrupt(f"the store refused an inconsistent change ({exc})") from None
+        if isinstance(exc, sqlcipher.OperationalError):
+            text = str(exc)
+            if "full" in text:
+                raise StoreError("the disk is full; nothing was changed") from None
+            if "readonly" in text or "read-only" in text:
+                raise StoreError("the store is read-only; nothing was changed") from None
+            if text.startswith("Could not decode to UTF-8"):
+                # The sqlite module's message quotes the value: never repeat it.
+                raise _not_utf8() from None
+            raise StoreError(f"the store failed ({text})") from None
+        if isinstance(exc, sqlcipher.DatabaseError):
+            raise StoreCorrupt(f"the store is damaged ({exc})") from None
+        if isinstance(exc, UnicodeDecodeError):
+            # A declared column type (or a message of SQLite's) that is not UTF-8: the sqlite
+            # module cannot decode it. Only a damaged or edited store holds one.
             raise _not_utf8() from None
-        raise StoreError(f"the store failed ({text})") from None
-    except sqlcipher.DatabaseError as exc:
-        raise StoreCorrupt(f"the store is damaged ({exc})") from None
-    except UnicodeDecodeError:
-        # A declared column type (or a message of SQLite's) that is not UTF-8: the sqlite module
-        # cannot decode it. Only a damaged or edited store holds one.
-        raise _not_utf8() from None
+
+
+_GUARD = _Guard()
+
+
+def _guard(*, duplicate: EntrenousError | None = None) -> _Guard:
+    """The guard around one or more statements (see :class:`_Guard`)."""
+    return _GUARD if duplicate is None else _Guard(duplicate)
 
 
 class KeyFile:
@@ -323,10 +355,48 @@ class KeyFile:
         return f"KeyFile(cached={len(self._cache)})"
 
 
+class _Transaction:
+    """What :meth:`SqlCipherStore.transaction` returns: a class rather than a generator, as it
+    runs twice for every message sent and received."""
+
+    __slots__ = ("_joined", "_store")
+
+    def __init__(self, store: SqlCipherStore) -> None:
+        self._store = store
+        self._joined = False
+
+    def __enter__(self) -> None:
+        store = self._store
+        if store._depth:
+            store._depth += 1
+            self._joined = True
+        else:
+            store._begin()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if self._joined:
+            self._store._depth -= 1
+        else:
+            # A failure is rolled back and re-raised (returning None), or replaced by the
+            # StoreError of a rollback that failed too.
+            self._store._end(failed=exc is not None)
+
+
 class SqlCipherStore:
     """The SQLCipher 4 store. Open with :meth:`open`; one process at a time (STO-09)."""
 
-    __slots__ = ("_connection", "_depth", "_keys", "_lock", "_poisoned", "path")
+    __slots__ = (
+        "_connection",
+        "_depth",
+        "_keys",
+        "_lock",
+        "_poisoned",
+        "_remembered",
+        "_session_uids",
+        "path",
+    )
 
     def __init__(self, path: Path, connection: Any, keys: KeyFile, lock: StoreLock) -> None:
         self.path = path
@@ -335,6 +405,12 @@ class SqlCipherStore:
         self._lock: StoreLock | None = lock
         self._depth = 0
         self._poisoned = False
+        # The conversations read or written lately, as stored: uid -> (row id, record), and
+        # session id -> uid. Every statement that changes a conversation row is in this class
+        # and keeps its entry exact (insert, update, re-key, erase); a rollback, of a
+        # transaction or a savepoint, forgets them all; only one process writes (the lock).
+        self._remembered: dict[bytes, tuple[int, ConversationRecord]] = {}
+        self._session_uids: dict[bytes, bytes] = {}
 
     @classmethod
     def open(
@@ -422,30 +498,27 @@ class SqlCipherStore:
 
     # --- transactions --------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One transaction; a nested call joins the outer one."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+        return _Transaction(self)
+
+    def _begin(self) -> None:
         with _guard():
             self._connection.execute("BEGIN IMMEDIATE")
         self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
+
+    def _end(self, *, failed: bool) -> None:
+        """Commit the outermost transaction, or roll it back if its body raised."""
+        self._depth = 0
+        if failed:
             self._poisoned = False
+            self._forget_all()
             with _guard():
                 self._connection.execute("ROLLBACK")
-            raise
-        self._depth = 0
+            return
         if self._poisoned:
             self._poisoned = False
+            self._forget_all()
             with _guard():
                 self._connection.execute("ROLLBACK")
             raise StoreError("a step of this transaction could not be undone; nothing was stored")
@@ -455,6 +528,7 @@ class SqlCipherStore:
         except BaseException:
             # A failed COMMIT (disk full, I/O error) can leave the transaction open: roll it
             # back so that nothing of it stays visible and the store stays usable.
+            self._forget_all()
             if self._connection.in_transaction:
                 with _guard():
                     self._connection.execute("ROLLBACK")
@@ -472,6 +546,7 @@ class SqlCipherStore:
         try:
             yield
         except BaseException:
+            self._forget_all()
             try:
                 with _guard():
                     self._connection.execute("ROLLBACK TO step")
@@ -511,27 +586,43 @@ class SqlCipherStore:
 
     @staticmethod
     def _conversation(row: Any) -> ConversationRecord:
+        """A record from ``SELECT id, <_COLUMNS>``."""
         return ConversationRecord(
-            uid=_blob(row[0]),
-            session_id=_blob(row[1]),
-            peer_identity=_blob(row[2]),
-            peer=_optional_text(row[3]),
-            state=_blob(row[4]),
-            verified=_optional_blob(row[5]),
-            created_at=_integer(row[6]),
-            updated_at=_integer(row[7]),
-            category=_optional_text(row[8]),
-            subject=_optional_text(row[9]),
-            timer_ms=_optional_integer(row[10]),
-            key_generation=_integer(row[11]),
+            uid=_blob(row[1]),
+            session_id=_blob(row[2]),
+            peer_identity=_blob(row[3]),
+            peer=_optional_text(row[4]),
+            state=_blob(row[5]),
+            verified=_optional_blob(row[6]),
+            created_at=_integer(row[7]),
+            updated_at=_integer(row[8]),
+            category=_optional_text(row[9]),
+            subject=_optional_text(row[10]),
+            timer_ms=_optional_integer(row[11]),
+            key_generation=_integer(row[12]),
         )
+
+    def _remember(self, row_id: int, record: ConversationRecord) -> None:
+        if record.uid not in self._remembered and len(self._remembered) >= _REMEMBERED:
+            self._forget(next(iter(self._remembered)))
+        self._remembered[record.uid] = (row_id, record)
+        self._session_uids[record.session_id] = record.uid
+
+    def _forget(self, uid: bytes) -> None:
+        found = self._remembered.pop(uid, None)
+        if found is not None:
+            self._session_uids.pop(found[1].session_id, None)
+
+    def _forget_all(self) -> None:
+        self._remembered.clear()
+        self._session_uids.clear()
 
     def add_conversation(self, record: ConversationRecord) -> None:
         """Store a new conversation; its data key is created (and committed) first."""
         self._write()
         self._keys.create(record.uid, record.key_generation)
         with _guard():
-            self._connection.execute(
+            cursor = self._connection.execute(
                 f"INSERT INTO conversations ({_COLUMNS}) "  # noqa: S608 - fixed names
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -549,28 +640,37 @@ class SqlCipherStore:
                     record.key_generation,
                 ),
             )
+        self._remember(cursor.lastrowid, record)
 
     def _one_conversation(self, where: str, value: object) -> ConversationRecord | None:
         with _guard():
             row = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM conversations WHERE {where} = ?",  # noqa: S608 - fixed names
+                f"SELECT id, {_COLUMNS} FROM conversations WHERE {where} = ?",  # noqa: S608
                 (value,),
             ).fetchone()
-        return None if row is None else self._conversation(row)
+        if row is None:
+            return None
+        record = self._conversation(row)
+        self._remember(_integer(row[0]), record)
+        return record
 
     def conversation(self, uid: bytes) -> ConversationRecord | None:
         """The conversation with this uid."""
-        return self._one_conversation("uid", uid)
+        found = self._remembered.get(uid)
+        return found[1] if found is not None else self._one_conversation("uid", uid)
 
     def conversation_by_session(self, session_id: bytes) -> ConversationRecord | None:
         """The conversation whose protocol session has this id."""
+        uid = self._session_uids.get(session_id)
+        if uid is not None:
+            return self._remembered[uid][1]
         return self._one_conversation("session_id", session_id)
 
     def conversations(self) -> list[ConversationRecord]:
         """Every conversation, most recently active first."""
         with _guard():
             rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM conversations "  # noqa: S608 - fixed names
+                f"SELECT id, {_COLUMNS} FROM conversations "  # noqa: S608 - fixed names
                 "ORDER BY updated_at DESC, id DESC"
             ).fetchall()
         return [self._conversation(row) for row in rows]
@@ -579,7 +679,7 @@ class SqlCipherStore:
         """The conversations labelled with this peer, most recent first."""
         with _guard():
             rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM conversations WHERE peer = ? "  # noqa: S608 - fixed names
+                f"SELECT id, {_COLUMNS} FROM conversations WHERE peer = ? "  # noqa: S608 - fixed names
                 "ORDER BY id DESC",
                 (peer,),
             ).fetchall()
@@ -599,6 +699,31 @@ class SqlCipherStore:
     ) -> None:
         """Change some fields of a conversation (``False`` leaves a field unchanged)."""
         self._write()
+        found = self._remembered.get(uid)
+        if (
+            found is not None
+            and state is not None
+            and updated_at is not None
+            and peer is None
+            and verified is False
+            and category is False
+            and subject is False
+            and timer_ms is False
+        ):
+            # Every send and receive: the ratchet state and the time, by row id.
+            row_id, record = found
+            with _guard():
+                cursor = self._connection.execute(
+                    "UPDATE conversations SET state = ?, updated_at = ? WHERE id = ? AND uid = ?",
+                    (_param(state), updated_at, row_id, _param(uid)),
+                )
+            if cursor.rowcount == 1:
+                self._remembered[uid] = (
+                    row_id,
+                    replace(record, state=state, updated_at=updated_at),
+                )
+                return
+            self._forget_all()  # cannot happen; if it did, nothing remembered is trusted
         changes: dict[str, object] = {}
         for column, value in (("category", category), ("subject", subject), ("timer_ms", timer_ms)):
             if value is not False:
@@ -619,59 +744,83 @@ class SqlCipherStore:
                 f"UPDATE conversations SET {assignments} WHERE uid = ?",  # noqa: S608 - fixed names
                 (*changes.values(), uid),
             )
+        found = self._remembered.get(uid)
+        if found is not None:
+            self._remembered[uid] = (found[0], replace(found[1], **changes))  # type: ignore[arg-type]
 
     # --- messages ------------------------------------------------------------------------------
 
     def add_message(self, record: MessageRecord) -> None:
         """Store a message, its body encrypted under the conversation's data key (STO-07)."""
-        self.add_messages([record])
+        self._write()
+        uid = record.conversation_uid
+        row_id, generation = self._row_of(uid)
+        nonce = random_bytes(aead.NONCE_SIZE)
+        body = aead.seal(
+            self._keys.get(uid, generation), nonce, record.body, LABEL_BODY + uid + record.uid
+        )
+        with _guard(duplicate=ReplayError("a message with this id is already stored")):
+            self._connection.execute(
+                _INSERT_MESSAGE,
+                (
+                    row_id,
+                    _param(record.uid),
+                    _DIRECTIONS[record.direction],
+                    record.sent_at,
+                    record.received_at,
+                    _param(nonce),
+                    _param(body),
+                    record.timer_ms,
+                    record.expires_at,
+                ),
+            )
 
     def add_messages(self, records: list[MessageRecord]) -> None:
         """Store messages in one statement (batches); a duplicate id raises ReplayError."""
         self._write()
+        if not records:
+            return
         rows = []
-        found_rows: dict[bytes, tuple[int, int]] = {}
-        for record in records:
-            found = found_rows.get(record.conversation_uid)
+        # One cipher per conversation for the whole call (the key set up once), and the
+        # random nonces drawn at once: the same 96-bit random nonce per body as one by one.
+        sealers: dict[bytes, tuple[int, Callable[[bytes, bytes, bytes], bytes]]] = {}
+        nonces = random_bytes(aead.NONCE_SIZE * len(records))
+        for index, record in enumerate(records):
+            uid = record.conversation_uid
+            found = sealers.get(uid)
             if found is None:
-                found = found_rows[record.conversation_uid] = self._row_of(record.conversation_uid)
-            row_id, generation = found
-            nonce = random_bytes(aead.NONCE_SIZE)
-            body = aead.seal(
-                self._keys.get(record.conversation_uid, generation),
-                nonce,
-                record.body,
-                LABEL_BODY + record.conversation_uid + record.uid,
-            )
+                row_id, generation = self._row_of(uid)
+                found = sealers[uid] = (row_id, aead.sealer(self._keys.get(uid, generation)))
+            row_id, seal = found
+            nonce = nonces[index * aead.NONCE_SIZE : (index + 1) * aead.NONCE_SIZE]
             rows.append(
                 (
                     row_id,
-                    record.uid,
+                    _param(record.uid),
                     _DIRECTIONS[record.direction],
                     record.sent_at,
                     record.received_at,
-                    nonce,
-                    body,
+                    _param(nonce),
+                    _param(seal(nonce, record.body, LABEL_BODY + uid + record.uid)),
                     record.timer_ms,
                     record.expires_at,
                 )
             )
         with _guard(duplicate=ReplayError("a message with this id is already stored")):
-            self._connection.executemany(
-                "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, "
-                "nonce, body, timer_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            self._connection.executemany(_INSERT_MESSAGE, rows)
 
     def _row_of(self, conversation_uid: bytes) -> tuple[int, int]:
         """A conversation's row id and data-key generation."""
+        found = self._remembered.get(conversation_uid)
+        if found is not None:
+            return found[0], found[1].key_generation
         with _guard():
-            found = self._connection.execute(
+            row = self._connection.execute(
                 "SELECT id, key_generation FROM conversations WHERE uid = ?", (conversation_uid,)
             ).fetchone()
-        if found is None:
+        if row is None:
             raise StoreCorrupt("a message names a conversation that is not stored")
-        return _integer(found[0]), _integer(found[1])
+        return _integer(row[0]), _integer(row[1])
 
     def history(
         self, conversation_uid: bytes, *, limit: int, before: bytes | None
@@ -760,8 +909,8 @@ class SqlCipherStore:
         peer_rule = "peer = ?" if loose else "subject IS NULL AND peer = ?"
         with _guard():
             rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM conversations WHERE subject = ? "  # noqa: S608 - fixed names
-                f"UNION SELECT {_COLUMNS} FROM conversations WHERE {peer_rule} "
+                f"SELECT id, {_COLUMNS} FROM conversations WHERE subject = ? "  # noqa: S608
+                f"UNION SELECT id, {_COLUMNS} FROM conversations WHERE {peer_rule} "
                 "ORDER BY created_at",
                 (subject, subject),
             ).fetchall()
@@ -896,6 +1045,7 @@ class SqlCipherStore:
         one included). Returns the deleted messages' ids and times (read as they are deleted)."""
         self._write()
         row_id, _ = self._row_of(uid)
+        self._forget(uid)
         # Settings named "conversation:<id>:..." sort between these two bounds (":" < ";").
         low = conversation_setting(uid, "")
         with _guard():
@@ -920,6 +1070,7 @@ class SqlCipherStore:
         """
         self._write()
         row_id, generation = self._row_of(uid)
+        self._forget(uid)  # its key generation changes below
         old_key = self._keys.get(uid, generation)
         new_key = self._keys.create(uid, generation + 1)
         open_body = aead.opener(old_key)
@@ -1173,6 +1324,7 @@ class SqlCipherStore:
         if self._lock is None:
             return
         try:
+            self._forget_all()
             self._keys.close()
             self._connection.close()
         finally:

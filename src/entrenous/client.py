@@ -199,6 +199,49 @@ class ReceiveOutcome:
         return self.error is None
 
 
+@dataclass(slots=True)
+class _Arrival:
+    """What the messages received at one time in one conversation share (a batch computes it
+    once per conversation); :meth:`received` is the one place that builds a received message."""
+
+    uid: bytes
+    conversation: Conversation
+    conversation_id: str
+    sender: PublicIdentity
+    now: int
+    received_at: datetime
+    expires: int | None
+    expires_at: datetime | None
+    timer_ms: int | None
+
+    def received(
+        self, content: payload_codec.Payload, plaintext: bytes
+    ) -> tuple[MessageRecord, Message]:
+        """What the store keeps of a received message, and what the caller gets."""
+        stored = MessageRecord(
+            content.message_id,
+            self.uid,
+            "received",
+            content.sent_at,
+            self.now,
+            plaintext,
+            expires_at=self.expires,
+            timer_ms=self.timer_ms,
+        )
+        message = Message(
+            id=content.message_id.hex(),
+            conversation_id=self.conversation_id,
+            direction="received",
+            sender=self.sender,
+            content=content.content,
+            sent_at=_to_datetime(content.sent_at),
+            received_at=self.received_at,
+            control=content.control_type,
+            expires_at=self.expires_at,
+        )
+        return stored, message
+
+
 class Conversation:
     """A conversation with one peer. A light handle: state lives in the store."""
 
@@ -842,7 +885,8 @@ class Client:
         refusal, a new conversation, a duplicate), which then handles the batch.
         """
         now = self._now_ms()
-        records: dict[bytes, ConversationRecord] = {}
+        # Per session id: its conversation's session and what its messages share in this batch.
+        arrivals: dict[bytes, tuple[Session, _Arrival]] = {}
         touched: dict[bytes, Session] = {}
         staged: list[MessageRecord] = []
         outcomes: list[ReceiveOutcome] = []
@@ -855,31 +899,33 @@ class Client:
         for index, envelope in enumerate(batch):
             try:
                 parsed = parse_envelope(envelope)
-                record = records.get(parsed.session_id)
-                if record is None:
+                found = arrivals.get(parsed.session_id)
+                if found is None:
                     record = self._store.conversation_by_session(parsed.session_id)
-                if record is None:
-                    give_up()
-                    return None
-                records[parsed.session_id] = record
-                session = self._session(record)
-                touched[record.uid] = session
+                    if record is None:
+                        give_up()
+                        return None
+                    session = self._session(record)
+                    touched[record.uid] = session
+                    found = arrivals[parsed.session_id] = (
+                        session,
+                        self._arrival(record, session, now),
+                    )
+                session, arrival = found
                 plaintext = session.decrypt(parsed)
                 content = payload_codec.decode(plaintext)
             except EntrenousError:
                 give_up()
                 return None
-            key = (record.uid, content.message_id)
+            key = (arrival.uid, content.message_id)
             if key in seen or content.control:
                 give_up()
                 return None
             seen.add(key)
-            stored, message = self._received(record, session, content, plaintext, now)
+            stored, message = arrival.received(content, plaintext)
             staged.append(stored)
             outcomes.append(
-                ReceiveOutcome(
-                    index, Received(Conversation(self, record.uid), message, False), None
-                )
+                ReceiveOutcome(index, Received(arrival.conversation, message, False), None)
             )
         try:
             with self._store.savepoint():
@@ -942,42 +988,25 @@ class Client:
             record = self._set_timer(record, timer_change, now, by="peer")
         if consent_step is not None:
             consent_step()
-        stored, message = self._received(record, session, content, plaintext, now)
+        arrival = self._arrival(record, session, now)
+        stored, message = arrival.received(content, plaintext)
         self._store.add_message(stored)
-        return Received(Conversation(self, record.uid), message, new)
+        return Received(arrival.conversation, message, new)
 
-    def _received(
-        self,
-        record: ConversationRecord,
-        session: Session,
-        content: payload_codec.Payload,
-        plaintext: bytes,
-        now: int,
-    ) -> tuple[MessageRecord, Message]:
-        """What the store keeps of a received message, and what the caller gets."""
+    def _arrival(self, record: ConversationRecord, session: Session, now: int) -> _Arrival:
+        """What every message received now in this conversation shares."""
         expires = self._expires(record, now)
-        stored = MessageRecord(
-            content.message_id,
-            record.uid,
-            "received",
-            content.sent_at,
-            now,
-            plaintext,
-            expires_at=expires,
+        return _Arrival(
+            uid=record.uid,
+            conversation=Conversation(self, record.uid),
+            conversation_id=record.uid.hex(),
+            sender=session.peer_identity,
+            now=now,
+            received_at=_to_datetime(now),
+            expires=expires,
+            expires_at=None if expires is None else _to_datetime(expires),
             timer_ms=self._timer_of(record),
         )
-        message = Message(
-            id=content.message_id.hex(),
-            conversation_id=record.uid.hex(),
-            direction="received",
-            sender=session.peer_identity,
-            content=content.content,
-            sent_at=_to_datetime(content.sent_at),
-            received_at=_to_datetime(now),
-            control=content.control_type,
-            expires_at=None if expires is None else _to_datetime(expires),
-        )
-        return stored, message
 
     # --- consent -------------------------------------------------------------------------------
 

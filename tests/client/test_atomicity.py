@@ -232,3 +232,27 @@ def test_a_first_message_receive_returned_survives_a_crash(pair: Pair, tmp_path:
             with pytest.raises(ReplayError):
                 bank.receive(envelope)
             assert newcomer.receive(conversation.send("hello")).message.text == "hello"
+
+
+# --- API-05, API-06: the warm path writes without reading the conversation back -------------------
+
+
+@pytest.mark.req("API-05", "API-06")
+def test_a_warm_send_and_receive_run_only_their_writes(pair: Pair) -> None:
+    """Once a conversation is in use, send and receive do not read it (nor its state) back
+    from the file: a transaction is its state UPDATE and message INSERT, nothing else."""
+    pair.bank.receive(pair.customer_conv.send("warm"))
+    sending, receiving = spy_on(pair.customer), spy_on(pair.bank)
+    envelope = pair.customer_conv.send("hot path")
+    assert pair.bank.receive(envelope).message.text == "hot path"
+    for spy in (sending, receiving):
+        upper = [s.strip().upper() for s in spy.statements]
+        assert [s.split(" ", 2)[:2] for s in upper] == [
+            ["BEGIN", "IMMEDIATE"],
+            ["UPDATE", "CONVERSATIONS"],
+            ["INSERT", "INTO"],
+            ["COMMIT"],
+        ], upper
+    pair.customer._store._connection = sending._inner
+    pair.bank._store._connection = receiving._inner
+    assert [m.text for m in pair.bank_conv.history(limit=2)] == ["hot path", "warm"]

@@ -79,13 +79,18 @@ _FLOOR_SCHEMA = (
     received_at INTEGER,
     nonce BLOB NOT NULL CHECK (length(nonce) = 12),
     body BLOB NOT NULL,
+    timer_ms INTEGER,
+    expires_at INTEGER,
     UNIQUE (conversation_id, uid)
 )""",
     "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+    "CREATE INDEX messages_by_expiry ON messages (expires_at, conversation_id) "
+    "WHERE expires_at IS NOT NULL",
 )
+#: The store's columns, the two compliance ones NULL as in the client's rows here (no policy).
 FLOOR_INSERT = (
-    "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, nonce, body) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, nonce, body, "
+    "timer_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
 )
 #: Page cache of the building connections, in KiB (the store's own default is 8 MiB).
 BUILD_CACHE_KIB = 256 * 1024

@@ -1515,8 +1515,10 @@ class Client:
                 scope = "subject"
                 with self._store.transaction():
                     target = audit.pseudonym(self._store, subject)
-            try:
-                with self._store.deferred_checkpoint():
+            # The WAL is copied back once, by the truncation at the end: not by the commit of
+            # the erasure, nor by the small one that clears its pending key destruction.
+            with self._store.deferred_checkpoint():
+                try:
                     receipt = erasure.erase(
                         self._store,
                         self._identity,
@@ -1527,10 +1529,10 @@ class Client:
                         retained=self._retained,
                         subject=subject,
                     )
-            finally:
-                for record in targets:
-                    self._sessions.pop(record.uid, None)
-            self._store.shred_pending()
+                finally:
+                    for record in targets:
+                        self._sessions.pop(record.uid, None)
+                self._store.shred_pending()
             self._store.truncate_journal()
             return receipt
 

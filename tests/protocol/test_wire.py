@@ -175,3 +175,14 @@ def test_scalar_predicates() -> None:
     assert not wire.is_bytes(b"abc", max_size=2)
     for length in (0, 1, 255, 256, 65535, 65536):
         assert wire.bin_header_size(length) == len(wire.pack(bytes(length))) - length
+
+
+def test_a_large_value_does_not_leave_its_buffer_with_the_thread() -> None:
+    from entrenous.protocol import wire
+
+    wire.pack([b"x" * 10])
+    assert hasattr(wire._local, "packer")
+    big = wire.pack([b"x" * (wire._KEEP_PACKER_BELOW + 1)])
+    assert len(big) > wire._KEEP_PACKER_BELOW
+    assert not hasattr(wire._local, "packer")
+    assert wire.pack([b"x" * 10]) == wire.pack([b"x" * 10])

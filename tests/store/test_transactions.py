@@ -273,3 +273,31 @@ def test_what_the_store_remembers_is_what_another_connection_reads(
         store.erase_conversation(record.uid)
     assert store.conversation(record.uid) is None
     assert store.conversation_by_session(record.session_id) is None
+
+
+@pytest.mark.req("STO-05")
+def test_deferred_checkpoint_restores_the_setting_before_it_nested_and_on_errors(
+    tmp_path: Path,
+) -> None:
+    from entrenous.store.sqlcipher import SqlCipherStore
+
+    store = SqlCipherStore.open(tmp_path / "d.db", os.urandom(32))
+    try:
+
+        def setting() -> int:
+            value = store._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            assert isinstance(value, int)
+            return value
+
+        assert setting() == 1000
+        with store.deferred_checkpoint():
+            assert setting() == 0
+            with store.deferred_checkpoint():
+                assert setting() == 0
+            assert setting() == 0  # the outer block still defers
+        assert setting() == 1000
+        with pytest.raises(KeyError), store.deferred_checkpoint():
+            raise KeyError("inside")
+        assert setting() == 1000
+    finally:
+        store.close()

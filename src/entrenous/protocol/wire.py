@@ -30,13 +30,21 @@ from entrenous.errors import PeerError, StateError
 _local = threading.local()
 
 
+#: A packer whose last value was larger than this is dropped, so that a thread does not keep a
+#: large buffer (holding the bytes it last packed) for its lifetime.
+_KEEP_PACKER_BELOW = 64 * 1024
+
+
 def pack(value: Any) -> bytes:
     """The canonical encoding of ``value`` (bin type for bytes, smallest integer form)."""
     try:
         packer = _local.packer
     except AttributeError:
         packer = _local.packer = msgpack.Packer(use_bin_type=True)
-    return cast(bytes, packer.pack(value))
+    packed = cast(bytes, packer.pack(value))
+    if len(packed) > _KEEP_PACKER_BELOW:
+        del _local.packer
+    return packed
 
 
 def unpack_array(

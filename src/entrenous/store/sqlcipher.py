@@ -76,8 +76,6 @@ _param = bytearray
 #: Conversations the store remembers (row id and record), so that a send or a receive does not
 #: read its conversation back; a busy bot's store may hold millions, so the oldest go first.
 _REMEMBERED = 4096
-#: SQLite's default: a commit checkpoints the write-ahead log once it holds this many pages.
-_AUTOCHECKPOINT = 1000
 #: Messages deleted (or re-sealed) per statement by sweeps and erasures.
 _BATCH = 500
 #: A generation above every data key a conversation can have: shredding below it destroys all.
@@ -603,7 +601,8 @@ class SqlCipherStore:
         )
 
     def _remember(self, row_id: int, record: ConversationRecord) -> None:
-        if record.uid not in self._remembered and len(self._remembered) >= _REMEMBERED:
+        # Least recently used first out: an entry written again moves to the end.
+        if self._remembered.pop(record.uid, None) is None and len(self._remembered) >= _REMEMBERED:
             self._forget(next(iter(self._remembered)))
         self._remembered[record.uid] = (row_id, record)
         self._session_uids[record.session_id] = record.uid
@@ -718,10 +717,7 @@ class SqlCipherStore:
                     (_param(state), updated_at, row_id, _param(uid)),
                 )
             if cursor.rowcount == 1:
-                self._remembered[uid] = (
-                    row_id,
-                    replace(record, state=state, updated_at=updated_at),
-                )
+                self._remember(row_id, replace(record, state=state, updated_at=updated_at))
                 return
             self._forget_all()  # cannot happen; if it did, nothing remembered is trusted
         changes: dict[str, object] = {}
@@ -1137,15 +1133,26 @@ class SqlCipherStore:
 
         SQLite copies the write-ahead log back into the store inside the first commit that
         leaves more than 1,000 pages in it; a bulk deletion (a sweep, an erasure) that truncates
-        the log afterwards anyway does that copy once, in the truncation.
+        the log afterwards anyway does that copy once, in the truncation. The setting in force
+        before is restored on every exit (so nested uses compose); a failure to restore it does
+        not hide the error that ended the block.
         """
         with _guard():
+            before = _integer(self._connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
             self._connection.execute("PRAGMA wal_autocheckpoint = 0")
+        failed = False
         try:
             yield
+        except BaseException:
+            failed = True
+            raise
         finally:
-            with _guard():
-                self._connection.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT}")
+            try:
+                with _guard():
+                    self._connection.execute(f"PRAGMA wal_autocheckpoint = {before}")
+            except StoreError:
+                if not failed:
+                    raise
 
     def truncate_journal(self) -> None:
         """Checkpoint the write-ahead log into the store and truncate it to zero bytes."""

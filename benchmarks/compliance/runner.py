@@ -44,13 +44,11 @@ from benchmarks.compliance.common import (
 )
 from benchmarks.protocol.runner import BUSY_FRACTION, add_run_options, cpu_busy, fmt_number, machine
 from benchmarks.store.common import ROOT, TEXT, size_label
-from benchmarks.store.runner import _env, _last_json
+from benchmarks.store.runner import build_population, run_module_worker
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "compliance.json"
 #: Longest one worker may take before it is stopped and reported as an error.
 WORKER_TIMEOUT = 1800
-#: Longest building one population may take.
-BUILD_TIMEOUT = 3 * 3600
 #: The order pairs run in: each entrenous workload next to its floor.
 ORDER = ("sweep", "floor_sweep", "erase", "floor_erase", "export", "floor_export")
 assert sorted(ORDER) == sorted(WORKLOADS)
@@ -92,50 +90,24 @@ TIME_TARGETS = (
 
 def ensure_population(size: int, *, rebuild: bool) -> dict[str, Any]:
     """Build (or find cached) the population of ``size`` in a subprocess; its manifest."""
-    cmd = [sys.executable, "-m", "benchmarks.compliance.population", "--size", str(size)]
-    if rebuild:
-        cmd.append("--rebuild")
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
-        cmd,
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-        check=False,
+    return build_population(
+        "benchmarks.compliance.population", size, ["--rebuild"] if rebuild else []
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"building the {size_label(size)} population failed")
-    return _last_json(done.stdout)
 
 
 def run_worker(
     workload: str, size: int, directory: str, rounds: int, warmup: int
 ) -> dict[str, Any]:
-    """Start one worker process and return its JSON result (or an "error" result)."""
-    cmd = [sys.executable, "-m", "benchmarks.compliance.worker", workload, "--dir", directory]
-    cmd += ["--rounds", str(rounds), "--warmup", str(warmup)]
-    failure: dict[str, Any] = {"workload": workload, "size": size, "status": "error"}
-    try:
-        done = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
-            cmd,
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=WORKER_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return failure | {"reason": f"timed out after {WORKER_TIMEOUT} s"}
-    try:
-        result = _last_json(done.stdout)
-    except (IndexError, ValueError):
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return failure | {"reason": f"worker exited {done.returncode}: {tail}"}
-    if result.get("status") == "error" and done.stderr:
-        sys.stderr.write(done.stderr)
-    return result
+    """Start one compliance worker process and return its JSON result (or an "error" one)."""
+    return run_module_worker(
+        "benchmarks.compliance.worker",
+        workload,
+        size,
+        directory,
+        rounds,
+        warmup,
+        timeout=WORKER_TIMEOUT,
+    )
 
 
 def summarise(passes: list[dict[str, Any]], size: int) -> list[dict[str, Any]]:

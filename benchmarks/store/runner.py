@@ -123,13 +123,9 @@ def _last_json(stdout: str) -> dict[str, Any]:
     return result
 
 
-def ensure_population(size: int, *, rebuild: bool, explain: bool) -> dict[str, Any]:
-    """Build (or find cached) the population of ``size`` in a subprocess; its manifest."""
-    cmd = [sys.executable, "-m", "benchmarks.store.population", "--size", str(size)]
-    if rebuild:
-        cmd.append("--rebuild")
-    if explain:
-        cmd.append("--explain")
+def build_population(module: str, size: int, extra: list[str]) -> dict[str, Any]:
+    """Build (or find cached) a population with ``python -m module``; its manifest."""
+    cmd = [sys.executable, "-m", module, "--size", str(size), *extra]
     done = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
         cmd,
         cwd=ROOT,
@@ -144,11 +140,24 @@ def ensure_population(size: int, *, rebuild: bool, explain: bool) -> dict[str, A
     return _last_json(done.stdout)
 
 
-def run_worker(
-    workload: str, size: int, directory: str, rounds: int, warmup: int
+def ensure_population(size: int, *, rebuild: bool, explain: bool) -> dict[str, Any]:
+    """Build (or find cached) the population of ``size`` in a subprocess; its manifest."""
+    extra = (["--rebuild"] if rebuild else []) + (["--explain"] if explain else [])
+    return build_population("benchmarks.store.population", size, extra)
+
+
+def run_module_worker(
+    module: str,
+    workload: str,
+    size: int,
+    directory: str,
+    rounds: int,
+    warmup: int,
+    *,
+    timeout: int,
 ) -> dict[str, Any]:
-    """Start one worker process and return its JSON result (or an "error" result)."""
-    cmd = [sys.executable, "-m", "benchmarks.store.worker", workload, "--dir", directory]
+    """Start one ``python -m module`` worker and return its JSON result (or an "error" one)."""
+    cmd = [sys.executable, "-m", module, workload, "--dir", directory]
     cmd += ["--rounds", str(rounds), "--warmup", str(warmup)]
     failure: dict[str, Any] = {"workload": workload, "size": size, "status": "error"}
     try:
@@ -158,11 +167,11 @@ def run_worker(
             env=_env(),
             capture_output=True,
             text=True,
-            timeout=WORKER_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        return failure | {"reason": f"timed out after {WORKER_TIMEOUT} s"}
+        return failure | {"reason": f"timed out after {timeout} s"}
     try:
         result = _last_json(done.stdout)
     except (IndexError, ValueError):
@@ -171,6 +180,21 @@ def run_worker(
     if result.get("status") == "error" and done.stderr:
         sys.stderr.write(done.stderr)
     return result
+
+
+def run_worker(
+    workload: str, size: int, directory: str, rounds: int, warmup: int
+) -> dict[str, Any]:
+    """Start one store worker process and return its JSON result (or an "error" result)."""
+    return run_module_worker(
+        "benchmarks.store.worker",
+        workload,
+        size,
+        directory,
+        rounds,
+        warmup,
+        timeout=WORKER_TIMEOUT,
+    )
 
 
 def summarise(passes: list[dict[str, Any]], size: int) -> dict[str, Any]:

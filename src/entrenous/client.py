@@ -1132,7 +1132,7 @@ class Client:
         )
 
     def _save_request(self, uid: bytes, request_id: bytes, saved: dict[str, Any]) -> None:
-        self._store.set_meta(self._request_name(uid, request_id), audit.canonical_json(saved))
+        self._store.set_meta(self._request_name(uid, request_id), consent.canonical_json(saved))
 
     def _saved_request(
         self, uid: bytes, request_id: bytes, *, direction: str

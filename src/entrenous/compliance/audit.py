@@ -22,6 +22,7 @@ from typing import Any
 
 from entrenous._primitives.kdf import constant_time_equal, hmac_sha256, sha256
 from entrenous._primitives.rand import random_bytes
+from entrenous.compliance.consent import canonical_json
 from entrenous.errors import AuditChainBroken, StoreCorrupt
 from entrenous.store.base import ChainLog, ChainRow, Store
 
@@ -46,13 +47,6 @@ ACTIONS = frozenset(
     }
 )
 _MAX_TEXT = 128
-
-
-def canonical_json(value: object) -> bytes:
-    """The canonical JSON bytes of ``value`` (sorted keys, no spaces, UTF-8)."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def _check_details(value: object, where: str = "details") -> None:

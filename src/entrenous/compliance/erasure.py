@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from entrenous._primitives.rand import random_bytes
 from entrenous.compliance import audit
+from entrenous.compliance.consent import canonical_json
 from entrenous.errors import AuthenticationError, ComplianceError
 from entrenous.protocol.identity import Identity, PublicIdentity
 from entrenous.store.base import ConversationRecord, HoldRecord, Store
@@ -90,7 +91,7 @@ class ErasureReceipt:
 
     def to_json(self) -> str:
         """The receipt as canonical JSON text."""
-        return audit.canonical_json(self.to_dict()).decode("utf-8")
+        return canonical_json(self.to_dict()).decode("utf-8")
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ErasureReceipt:
@@ -132,9 +133,7 @@ class ErasureReceipt:
             signature = bytes.fromhex(self.signature)
         except ValueError:
             raise AuthenticationError from None
-        identity.verify_key.verify(
-            signature, LABEL_RECEIPT + audit.canonical_json(self._signed_part())
-        )
+        identity.verify_key.verify(signature, LABEL_RECEIPT + canonical_json(self._signed_part()))
 
     def __repr__(self) -> str:
         return (
@@ -273,7 +272,7 @@ def _sign(
         signer=identity.public.key_bytes.hex(),
         signature="",
     )
-    signature = identity._sign(LABEL_RECEIPT + audit.canonical_json(unsigned._signed_part()))
+    signature = identity._sign(LABEL_RECEIPT + canonical_json(unsigned._signed_part()))
     return ErasureReceipt(
         receipt_id=unsigned.receipt_id,
         at=now,

@@ -73,6 +73,7 @@ from entrenous.compliance.consent import (
     MAX_VALIDITY_MS,
     NOTICE_VERSION_PATTERN,
     PURPOSE_PATTERN,
+    canonical_json,
 )
 from entrenous.errors import PolicyError, PolicyProblem, UsageError
 
@@ -1091,12 +1092,6 @@ def _consistency_problems(raw: Mapping[str, Any]) -> list[tuple[Loc, str]]:
 _ARTICLE_6_LETTER: Final = dict(zip(LEGAL_BASES, "abcdef", strict=True))
 
 
-def _canonical(value: object) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
 def _refuse(source: str, found: list[tuple[Loc, _Message]], positions: _Positions) -> PolicyError:
     """The error for ``found``, in line order, at most :data:`MAX_PROBLEMS` of them."""
     located = [(positions.line_of(loc), _format_loc(loc), message) for loc, message in found]
@@ -1214,7 +1209,7 @@ class Policy:
         policy._source = source
         policy._text = text
         policy._json = _to_json(model)
-        policy._fingerprint = kdf.sha256(_canonical(policy._json)).hex()
+        policy._fingerprint = kdf.sha256(canonical_json(policy._json)).hex()
         return policy
 
     @staticmethod
@@ -1400,7 +1395,7 @@ class Policy:
 
         Defaults are filled in, overrides list only the keys they set; ``json.dumps`` it.
         """
-        return json.loads(_canonical(self._json))  # type: ignore[no-any-return]
+        return json.loads(canonical_json(self._json))  # type: ignore[no-any-return]
 
     def explain(self) -> str:
         """A summary for people: the rules, the purposes, and notes worth a second look."""

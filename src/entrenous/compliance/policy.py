@@ -68,6 +68,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from entrenous._primitives import kdf
+from entrenous.compliance import retention
 from entrenous.compliance.consent import (
     MAX_CONTROLLER_BYTES,
     MAX_VALIDITY_MS,
@@ -1383,10 +1384,9 @@ class Policy:
         if not isinstance(rule, RetentionRule):
             raise TypeError("rule must be a RetentionRule (from rule_for)")
         timer = timer_ms if self._model.disappearing.allowed else None
-        limits = [limit for limit in (rule.max_age_ms, timer) if limit is not None]
-        if not limits:
-            return None
-        return stored_at_ms + max(rule.min_age_ms, min(limits))
+        return retention.expires_at(
+            stored_at_ms, min_ms=rule.min_age_ms, max_ms=rule.max_age_ms, timer_ms=timer
+        )
 
     # --- output -----------------------------------------------------------------------------
 

@@ -75,6 +75,10 @@ PREFIXES: tuple[str, ...] = (
     "AUD",  # the audit trail
     "EXP",  # access and portability export
     "CLI",  # the compliance command line
+    "FLT",  # faults: disk full, read-only, lost journal, key file, clock jumps, concurrency
+    "LEAK",  # what never leaks into logs, errors, reprs, exports, audit and receipts
+    "ARCH",  # the layers and their import direction
+    "MDL",  # two real clients against a reference model
 )
 
 SPEC_DIR = "spec"

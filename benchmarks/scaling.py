@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     directories: dict[tuple[str, int], str] = {}
+    built = False
     for suite, size in dict.fromkeys((suite, size) for suite, _, size in pairs):
         print(f"  {suite} population {size_label(size)}: ", end="", file=sys.stderr, flush=True)
         try:
@@ -264,9 +266,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"failed: {exc}", file=sys.stderr)
             return 1
         directories[(suite, size)] = manifest["directory"]
+        built = built or bool(manifest["built_now"])
         how = "built in" if manifest["built_now"] else "cached, built in"
         print(f"{how} {manifest['build_seconds']['total']:,.1f} s", file=sys.stderr)
 
+    if built:
+        # A population just built leaves hundreds of MB of dirty pages; written back while
+        # measuring, they would slow every fsync of the workers.
+        os.sync()
     host["cpu_busy_before_run"] = busy = cpu_busy()
     if busy is not None and busy > BUSY_FRACTION:
         print(

@@ -6,7 +6,9 @@
     python3 dev.py fuzz [--target NAME|all] [--seconds N] [--jobs [N]]   fuzz for longer
     python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo (python -m entrenous demo)
     python3 dev.py bench [SUITE] [ARGS...]  run the benchmarks (python -m benchmarks); SUITE is
-                                           protocol, store, compliance or all (the default)
+                                           protocol, store, compliance, scaling, report (write
+                                           benchmarks/RESULTS.md again) or all (the default:
+                                           every suite, then benchmarks/RESULTS.md)
 
 Every command first makes sure ``.venv`` exists and holds an editable install of this project with
 the extras it needs. Installing happens only when needed: a stamp file inside ``.venv`` records a
@@ -236,7 +238,7 @@ usage: python3 dev.py test [PYTEST ARGS...]   ruff, format, mypy, traceability, 
        python3 dev.py fuzz [--target NAME|all] [--seconds N] [--jobs [N]] [--keep-going]
        python3 dev.py demo [DEMO ARGS...]     run the end-to-end demo
        python3 dev.py bench [SUITE] [ARGS...]  run the benchmarks; SUITE: protocol, store,
-                                              compliance or all (the default)"""
+                                              compliance, scaling, report or all (the default)"""
 
 
 def main(argv: list[str]) -> int:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import environment
 from benchmarks.protocol.common import BATCH, MESSAGE_SIZE, SHUFFLE_SEED, WORKLOADS
 from benchmarks.protocol.worker import IMPLEMENTATIONS
 
@@ -92,6 +93,7 @@ def summarise(passes: list[dict[str, Any]]) -> dict[str, Any]:
     deciles = statistics.quantiles(per_op, n=10)
     row.update(
         median_us=median,
+        median_all_us=statistics.median(per_op),
         p10_us=deciles[0],
         p90_us=deciles[-1],
         mean_us=statistics.fmean(per_op),
@@ -251,12 +253,17 @@ def machine() -> dict[str, Any]:
             )
     except OSError:
         pass
+    try:
+        memory: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        memory = None
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        "memory_bytes": memory,
     }
 
 
@@ -380,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode,
         "passes": passes,
         "machine": host,
+        "versions": environment.versions(),
+        "command": environment.command_line(),
         "parameters": {
             "message_size": MESSAGE_SIZE,
             "batch": BATCH,
             "shuffle_seed": SHUFFLE_SEED,
             "median": "per operation, of the best pass (lowest of the pass medians)",
+            "median_all": "per operation, the median of every timed iteration of all passes",
             "ratio": "impl median / entrenous median (entrenous throughput / impl throughput)",
         },
         "workloads": {

@@ -30,6 +30,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks import environment
 from benchmarks.protocol.runner import BUSY_FRACTION, add_run_options, cpu_busy, fmt_number, machine
 from benchmarks.store.common import (
     CONVERSATIONS,
@@ -224,6 +225,7 @@ def summarise(passes: list[dict[str, Any]], size: int) -> dict[str, Any]:
     deciles = statistics.quantiles(per_op, n=10)
     row.update(
         median_us=median,
+        median_all_us=statistics.median(per_op),
         p10_us=deciles[0],
         p90_us=deciles[-1],
         mean_us=statistics.fmean(per_op),
@@ -508,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         "mode": mode,
         "passes": passes,
         "machine": host,
+        "versions": environment.versions(),
+        "command": environment.command_line(),
         "version": version,
         "parameters": {
             "text_size": len(TEXT.encode()),
@@ -516,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             "main_messages": MAIN_MESSAGES,
             "sizes": sizes,
             "median": "per operation, of the best pass (lowest of the pass medians)",
+            "median_all": "per operation, the median of every timed iteration of all passes",
             "x_floor": "floor median / workload median, same size (throughput as a multiple "
             "of the floor's)",
             "growth": "median at this size / median at the smallest size",

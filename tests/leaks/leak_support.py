@@ -26,6 +26,7 @@ import logging
 import math
 import sys
 import traceback
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -227,17 +228,21 @@ class Collector(logging.Handler):
 
 @contextmanager
 def debug_logging() -> Iterator[Collector]:
-    """Every logger at DEBUG into one collector (third-party loggers included)."""
+    """Every logger at DEBUG into one collector (third-party loggers and warnings included)."""
     root = logging.getLogger()
     collector = Collector()
     saved = root.level, {name: lg.level for name, lg in _loggers()}
     root.addHandler(collector)
     root.setLevel(logging.DEBUG)
+    logging.captureWarnings(True)  # warnings go to the "py.warnings" logger, so here too
     for _name, lg in _loggers():
         lg.setLevel(logging.DEBUG)
     try:
-        yield collector
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            yield collector
     finally:
+        logging.captureWarnings(False)
         root.removeHandler(collector)
         root.setLevel(saved[0])
         for name, level in saved[1].items():

@@ -8,9 +8,11 @@ export shows its own subject's messages only.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -325,6 +327,16 @@ def _scenario(run: Run) -> None:
         client.close()
     with run.expect(UsageError):
         bank.conversations()
+    # Secrets given the wrong way: the errors name the mistake, never the value.
+    bank_path = run.directory / "bank.db"
+    with run.expect(TypeError):
+        Client.open(bank_path, key=run.keys["bank"].hex())  # type: ignore[arg-type]
+    with run.expect(ValueError):
+        Client.open(bank_path, key=run.keys["bank"][:31])
+    with run.expect(ValueError):
+        Client.open(bank_path, key=run.keys["bank"], passphrase=PASSPHRASE)
+    with run.expect(ValueError):
+        Client.open(bank_path, passphrase=PASSPHRASE.encode())  # type: ignore[arg-type]
     with run.expect(WrongKey):
         Client.open(run.directory / "bank.db", key=os.urandom(32))
     with run.expect(WrongKey):
@@ -404,3 +416,16 @@ def test_the_scan_finds_what_it_looks_for(run: Run) -> None:
     assert find(f"said {marker}!") and find(marker.encode().hex())
     assert not run.scanner.find(f"said {marker}!", "export", allowed_owners=[SUBJECT])
     assert not find(os.urandom(64).hex() + "no secret here")
+    # The log collector hears every logger at DEBUG, and warnings.
+    with debug_logging() as logs:
+        logging.getLogger("some.library").debug("state %s", key.hex())
+        warnings.warn(f"said {marker}", UserWarning, stacklevel=1)
+    assert find("\n".join(logs.lines)) and len(find("\n".join(logs.lines))) == 2
+    # An exception's chain is read to the end, suppressed contexts included.
+    try:
+        try:
+            raise ValueError(base64.b64encode(key))
+        except ValueError:
+            raise RuntimeError("nothing to see") from None
+    except RuntimeError as exc:
+        assert find(describe_exception(exc))

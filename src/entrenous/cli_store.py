@@ -163,9 +163,11 @@ def secret_from(args: argparse.Namespace, store: Path) -> Secret:
         data = _read_secret_file(args.passphrase_file, "passphrase")
         where = f"the passphrase file {_shown(args.passphrase_file)}"
         try:
-            text = data.decode("utf-8")
+            text: str | None = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise CliError(f"{where} is not UTF-8 text") from None
+            text = None  # raised below: the UnicodeDecodeError holds the file's bytes
+        if text is None:
+            raise CliError(f"{where} is not UTF-8 text")
         return Secret(passphrase=_passphrase(text, where))
     if args.passphrase_env is not None:
         where = f"the environment variable {_shown(args.passphrase_env)}"

@@ -7,10 +7,12 @@ export shows its own subject's messages only.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import shutil
+import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -47,6 +49,7 @@ from entrenous.errors import (
     UsageError,
     WrongKey,
 )
+from entrenous.protocol import Session
 from entrenous.protocol.constants import MAX_PLAINTEXT_SIZE
 from entrenous.store.keys import KdfParams, kdf_path
 
@@ -429,3 +432,116 @@ def test_the_scan_finds_what_it_looks_for(run: Run) -> None:
             raise RuntimeError("nothing to see") from None
     except RuntimeError as exc:
         assert find(describe_exception(exc))
+
+
+def _consent_probes(marker: str) -> Iterator[tuple[str, Callable[[], object]]]:
+    """Consent requests and records a peer could send, each field replaced by the peer's text
+    (as a string, inside a list, as a key, as bytes): the error must not repeat it."""
+    from consent_support import record_content, request_content
+
+    from entrenous.compliance.consent import ConsentRecord, ConsentRequest
+
+    for kind, content, parse in (
+        ("request", request_content(), ConsentRequest.from_content),
+        ("record", record_content(), ConsentRecord.from_content),
+    ):
+        for name in sorted(content):
+            for value in (marker, [marker], {marker: marker}, marker.encode(), marker * 300):
+                changed = {**content, name: value}
+                yield f"{kind}.{name}={type(value).__name__}", lambda c=changed, p=parse: p(c)
+        yield f"{kind} with an extra key", lambda c=content, p=parse: p({**c, marker: marker})
+        yield f"{kind} from bytes", lambda: ConsentRecord.from_bytes(marker.encode() * 3)
+
+
+@pytest.mark.req("LEAK-03")
+def test_a_peers_malformed_consent_is_refused_without_repeating_its_text(run: Run) -> None:
+    compliance_tests = str(Path(__file__).resolve().parents[1] / "compliance")
+    if compliance_tests not in sys.path:
+        sys.path.insert(0, compliance_tests)
+    marker = run.marker("the peer")
+    refused = 0
+    with debug_logging() as logs:
+        for where, probe in _consent_probes(marker):
+            try:
+                probe()
+            except (EntrenousError, TypeError, ValueError) as exc:
+                refused += 1
+                run.errors.append((where, exc))
+    assert refused > 50
+    findings = run.findings(logs.lines)
+    assert not findings, report(findings)
+
+
+@pytest.mark.req("LEAK-03")
+def test_a_refused_state_payload_or_secret_file_keeps_no_copy_in_the_exception(
+    run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: parsers refused bad input with ``raise ... from None``, which hides the
+    parser's own exception from tracebacks but keeps it as ``__context__``: a msgpack
+    ``ExtraData`` holding a whole saved session (its keys), or a decrypted payload; a
+    ``UnicodeDecodeError`` holding a passphrase file's bytes; a ``JSONDecodeError`` holding a
+    peer's consent record. Each is now raised outside the ``except`` block."""
+    from entrenous import payload
+    from entrenous.cli import main
+    from entrenous.compliance.consent import ConsentRecord
+    from entrenous.protocol import PrekeyPool
+
+    bank = run.open("bank")
+    customer = run.open("customer")
+    run.scanner.add_secret("passphrase", PASSPHRASE)
+    theirs = customer.start_conversation(bank.prekey_bundle())
+    ours = bank.receive(theirs.send(run.marker(SUBJECT))).conversation
+    customer.receive(ours.send(run.marker(SUBJECT)))
+    run.gather()
+    state = bank._store.conversation(ours._uid).state
+    saved_pool = bank._prekeys.to_bytes()
+    marker = run.marker(SUBJECT)
+    plaintext = payload.encode(os.urandom(16), 1_000, marker)
+    probes: list[tuple[str, Callable[[], object]]] = [
+        ("a session with a byte more", lambda: Session.from_bytes(state + b"\x00")),
+        (
+            "a prekey pool with a byte more",
+            lambda: PrekeyPool.from_bytes(saved_pool + b"\x00", bank._identity),
+        ),
+        ("a payload with a byte more", lambda: payload.decode(plaintext + b"\x00")),
+        (
+            "a trusted payload with a byte more",
+            lambda: payload.decode(plaintext + b"\x00", trusted=True),
+        ),
+        ("a record that is not JSON", lambda: ConsentRecord.from_bytes(marker.encode() + b"}")),
+    ]
+    # Text that UTF-8 cannot carry (a lone surrogate): refused without a copy of the text.
+    for content in (f"{marker}\ud800", {"text": f"{marker}\ud800"}):
+        with run.expect((EntrenousError, ValueError)):
+            theirs.send(content)
+    for where, probe in probes:
+        with run.expect(EntrenousError):
+            probe()
+        assert run.errors[-1][0].startswith(type(run.errors[-1][1]).__name__), where
+    # A passphrase file that is not UTF-8: the command line refuses it, and its bytes stay out
+    # of the error (and of the error's context).
+    secret_file = tmp_path / "passphrase.txt"
+    secret_file.write_bytes(PASSPHRASE.encode() + b"\xff\n")
+    from entrenous import cli_store
+
+    options = argparse.Namespace(
+        key_file=None, key_env=None, passphrase_file=str(secret_file), passphrase_env=None
+    )
+    with run.expect(Exception):
+        cli_store.secret_from(options, tmp_path / "x.db")
+    assert (
+        main(
+            [
+                "audit",
+                "verify",
+                "--store",
+                str(tmp_path / "customer.db"),
+                "--passphrase-file",
+                str(secret_file),
+            ]
+        )
+        != 0
+    )
+    run.look("stderr", capsys.readouterr().err)
+    findings = run.findings([])
+    assert not findings, report(findings)

@@ -773,6 +773,7 @@ class ConsentRecord:
             raise InvalidConsentRecord(
                 f"consent record: {len(data)} bytes exceed the limit of {MAX_RECORD_SIZE}"
             )
+        refused = False
         try:
             content = json.loads(
                 data.decode("utf-8"),
@@ -780,7 +781,9 @@ class ConsentRecord:
                 parse_constant=_no_constant,
             )
         except (ValueError, RecursionError):
-            raise InvalidConsentRecord("consent record: not well-formed JSON") from None
+            refused = True  # raised below: a JSONDecodeError holds the whole record
+        if refused:
+            raise InvalidConsentRecord("consent record: not well-formed JSON")
         record = cls.from_content(content)
         if record.to_bytes() != data:
             raise InvalidConsentRecord("consent record: not in canonical form")

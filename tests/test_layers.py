@@ -72,6 +72,7 @@ def _name(path: Path) -> str:
     return ".".join(parts if parts[-1] != "__init__" or len(parts) == 2 else parts[:-1])
 
 
+@pytest.mark.req("ARCH-01")
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
 def test_imports_point_down_only(path: Path) -> None:
     module = _name(path)
@@ -89,6 +90,7 @@ def test_every_module_has_a_layer() -> None:
             assert name.split(".")[1] in LAYERS, name
 
 
+@pytest.mark.req("ARCH-02")
 def test_nothing_outside_the_library_imports_the_primitives_except_tests_and_tools() -> None:
     root = SRC.parents[1]
     for folder in ("benchmarks",):

@@ -446,7 +446,14 @@ def _consent_probes(marker: str) -> Iterator[tuple[str, Callable[[], object]]]:
         ("record", record_content(), ConsentRecord.from_content),
     ):
         for name in sorted(content):
-            for value in (marker, [marker], {marker: marker}, marker.encode(), marker * 300):
+            for value in (
+                marker,
+                [marker],
+                {marker: marker},
+                marker.encode(),
+                marker * 300,
+                f"{marker}\ud800",  # a lone surrogate: a UnicodeEncodeError holds the text
+            ):
                 changed = {**content, name: value}
                 yield f"{kind}.{name}={type(value).__name__}", lambda c=changed, p=parse: p(c)
         yield f"{kind} with an extra key", lambda c=content, p=parse: p({**c, marker: marker})

@@ -215,7 +215,9 @@ def _text(value: object, name: str, max_bytes: int, *, notice: bool = False) -> 
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise _Invalid(f"{name} is not valid Unicode text") from None
+        size = -1  # raised below: the UnicodeEncodeError holds the peer's whole text (LEAK-03)
+    if size < 0:
+        raise _Invalid(f"{name} is not valid Unicode text")
     if size > max_bytes:
         raise _Invalid(
             f"{name}: {size} bytes exceed the limit of {max_bytes}",

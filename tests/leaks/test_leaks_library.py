@@ -30,6 +30,7 @@ from leak_support import (
     library_object_reprs,
     report,
 )
+from protocol_support import MSG_N, MSG_VERSION, reencode, unpack
 
 from entrenous import Client, Conversation, Policy
 from entrenous.errors import (
@@ -39,6 +40,7 @@ from entrenous.errors import (
     ConsentRequired,
     EntrenousError,
     IdentityChanged,
+    MessageGapTooLarge,
     PolicyError,
     PrekeyConsumed,
     ReplayError,
@@ -46,6 +48,7 @@ from entrenous.errors import (
     SchemaTooNew,
     StoreCorrupt,
     StoreLocked,
+    UnsupportedVersion,
     UsageError,
     WrongKey,
 )
@@ -258,6 +261,16 @@ def _scenario(run: Run) -> None:
         theirs.send({run.marker(SUBJECT): {1, 2}})
     with run.expect((EntrenousError, TypeError, ValueError)):
         theirs.send(run.marker(SUBJECT).encode())  # type: ignore[arg-type]
+    # A future version, a gap beyond the limit, a first message for another client.
+    later = theirs.send(run.marker(SUBJECT))
+    with run.expect(UnsupportedVersion):
+        bank.receive(reencode(later, {MSG_VERSION: 9}))
+    with run.expect((MessageGapTooLarge, AuthenticationError)):
+        bank.receive(reencode(later, {MSG_N: unpack(later)[MSG_N] + 100_000}))
+    bank.receive(later)
+    stray = other.start_conversation(bank.prekey_bundle()).send(run.marker(OTHER))
+    with run.expect(EntrenousError):
+        customer.receive(stray)
     run.snapshot("after the refusals")
 
     # A consumed bundle and a changed identity.

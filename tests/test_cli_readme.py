@@ -93,6 +93,7 @@ def test_the_exit_status_table_is_the_command_lines() -> None:
     assert "wrong key" in table[EXIT_STORE]
 
 
+@pytest.mark.req("ARCH-04")
 def test_the_walk_through_runs_as_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,6 +66,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import entrenous
 from entrenous.cli_output import (
@@ -77,6 +78,7 @@ from entrenous.cli_output import (
     EXIT_USAGE,
     CliError,
     error,
+    hide_keys,
     print_json,
 )
 from entrenous.errors import (
@@ -91,9 +93,21 @@ from entrenous.errors import (
 __all__ = ["main"]
 
 
-def _json_parent() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors never print back a word that looks like a key.
+
+    argparse quotes what it did not understand ("unrecognized arguments: ..."): a store key
+    pasted after a command by mistake would go to stderr, and from there to a log (LEAK-05).
+    Subcommands' parsers are of this class too (argparse makes them of the parent's class).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        super().error(hide_keys(message))
+
+
+def _json_parent() -> _Parser:
     # default=SUPPRESS: a subcommand without --json leaves the global flag's value alone.
-    parent = argparse.ArgumentParser(add_help=False)
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--json",
         action="store_true",
@@ -107,7 +121,7 @@ def _build_parser() -> argparse.ArgumentParser:
     from entrenous import cli_compliance
 
     common = [_json_parent()]
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="entrenous",
         description="entrenous: end-to-end encrypted messaging as a sans-IO library.",
         epilog="Exit status: 0 success, 1 a check failed, 2 usage or validation error, "

@@ -13,7 +13,7 @@ import argparse
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def _checkpoint(value: str) -> tuple[int, bytes]:
 
 def add_commands(
     commands: Any,  # argparse's _SubParsersAction (private type)
-    common: list[argparse.ArgumentParser],
+    common: Sequence[argparse.ArgumentParser],
     policy_commands: Any,
 ) -> None:
     """Add the compliance subcommands (``common``: the parents every command takes)."""

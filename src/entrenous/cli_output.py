@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -27,6 +28,9 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 EXIT_ERROR = 4
 EXIT_INTERRUPTED = 130
+#: What a store key looks like on a command line or in a file name: 64 hexadecimal digits.
+KEY_LIKE = re.compile(r"[0-9a-fA-F]{64}")
+HIDDEN_KEY = "(not shown: it looks like a key)"
 
 
 class CliError(Exception):
@@ -35,6 +39,15 @@ class CliError(Exception):
     def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.status = status
+
+
+def hide_keys(text: str) -> str:
+    """``text`` with every run of characters that looks like a store key replaced.
+
+    For messages that quote what was typed (argparse's usage errors, a file or variable name):
+    a key typed or pasted by mistake must not be printed back, to a log or a shared screen.
+    """
+    return re.sub(r"[0-9a-fA-F]{64,}", HIDDEN_KEY, text)
 
 
 def one_line(text: str) -> str:

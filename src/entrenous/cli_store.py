@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from entrenous.cli_output import EXIT_STORE, CliError, stdin_is_tty
+from entrenous.cli_output import EXIT_STORE, HIDDEN_KEY, KEY_LIKE, CliError, stdin_is_tty
 from entrenous.client import Client
 from entrenous.errors import WrongKey
 from entrenous.store.keys import KEY_SIZE, kdf_path
@@ -42,7 +41,6 @@ HOW_TO_GIVE_THE_KEY = (
 #: The most a key or passphrase file may hold: a key file is at most 66 bytes, and nobody types
 #: a 64 KiB passphrase. Reading stops there, so a wrong path (a device) cannot hang the command.
 _MAX_SECRET_FILE = 65_536
-_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +105,7 @@ def refuse_secret_in_argv(argv: list[str]) -> None:
 
 def _shown(name: str) -> str:
     """A path or variable name for a message, unless it looks like a key typed by mistake."""
-    return "(not shown: it looks like a key)" if _HEX_KEY.search(name) else name
+    return HIDDEN_KEY if KEY_LIKE.search(name) else name
 
 
 def parse_key(data: bytes, where: str) -> bytes:
@@ -117,7 +115,7 @@ def parse_key(data: bytes, where: str) -> bytes:
     if len(data) == KEY_SIZE + 1 and data.endswith(b"\n"):
         return data[:KEY_SIZE]  # raw bytes and a newline
     body = data.removesuffix(b"\n").removesuffix(b"\r") if data.endswith(b"\n") else data
-    if len(body) == 2 * KEY_SIZE and _HEX_KEY.fullmatch(body.decode("latin-1")):
+    if len(body) == 2 * KEY_SIZE and KEY_LIKE.fullmatch(body.decode("latin-1")):
         return bytes.fromhex(body.decode("ascii"))
     raise CliError(
         f"{where} does not hold a store key: expected 32 raw bytes or 64 hexadecimal digits "
@@ -158,16 +156,18 @@ def secret_from(args: argparse.Namespace, store: Path) -> Secret:
     if args.key_env is not None:
         value = _env(args.key_env, "key").strip()
         where = f"the environment variable {_shown(args.key_env)}"
-        if not _HEX_KEY.fullmatch(value):
+        if not KEY_LIKE.fullmatch(value):
             raise CliError(f"{where} does not hold a store key: expected 64 hexadecimal digits")
         return Secret(key=bytes.fromhex(value))
     if args.passphrase_file is not None:
         data = _read_secret_file(args.passphrase_file, "passphrase")
         where = f"the passphrase file {_shown(args.passphrase_file)}"
         try:
-            text = data.decode("utf-8")
+            text: str | None = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise CliError(f"{where} is not UTF-8 text") from None
+            text = None  # raised below: the UnicodeDecodeError holds the file's bytes
+        if text is None:
+            raise CliError(f"{where} is not UTF-8 text")
         return Secret(passphrase=_passphrase(text, where))
     if args.passphrase_env is not None:
         where = f"the environment variable {_shown(args.passphrase_env)}"
@@ -191,7 +191,7 @@ def _prompt(store: Path) -> Secret:
         raise CliError("no key entered") from None
     if not typed:
         raise CliError("no key entered")
-    if not _HEX_KEY.fullmatch(typed):
+    if not KEY_LIKE.fullmatch(typed):
         raise CliError("that is not a store key: expected 64 hexadecimal digits")
     return Secret(key=bytes.fromhex(typed))
 

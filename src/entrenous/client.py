@@ -1,6 +1,6 @@
 """The public API: a restart-safe, encrypted conversation in ten lines.
 
->>> with Client.open("bank.db", key=key) as bank:  # doctest: +SKIP
+>>> with Client.open("bank.db", key=key) as bank:
 ...     bundle = bank.prekey_bundle()
 
 :class:`Client` owns one encrypted store (SQLCipher 4) and one identity. Every call that changes

@@ -69,19 +69,31 @@ def encode(
     """
     if control and not (isinstance(content, Mapping) and isinstance(content.get("type"), str)):
         raise ValueError("a control message is a mapping with a str 'type'")
+    # The errors below are raised outside the except blocks: the exception caught (a
+    # UnicodeEncodeError holds the whole text) must not ride along as __context__ (LEAK-03).
+    refused: str | None = None
     if isinstance(content, str):
-        kind, data = KIND_TEXT, content.encode("utf-8")
+        kind = KIND_TEXT
+        try:
+            data = content.encode("utf-8")
+        except UnicodeEncodeError:
+            refused = "a message text must be valid Unicode (it has a lone surrogate)"
     elif isinstance(content, Mapping):
         _check_keys(content)
         try:
             data = json.dumps(
                 content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
             ).encode("utf-8")
+        except UnicodeEncodeError:
+            refused = "structured payload is not JSON-compatible: a lone surrogate in a string"
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"structured payload is not JSON-compatible: {exc}") from None
+            # json's own messages name types and values' kinds, never the content.
+            refused = f"structured payload is not JSON-compatible: {exc}"
         kind = KIND_CONTROL if control else KIND_DATA
     else:
         raise TypeError("a message is a str or a JSON-compatible mapping")
+    if refused is not None:
+        raise ValueError(refused)
     if len(data) > MAX_PAYLOAD_SIZE:
         raise PayloadTooLarge(MAX_PAYLOAD_SIZE, len(data))
     if not 0 <= sent_at <= MAX_TIME_MS:
@@ -113,7 +125,7 @@ def decode(data: bytes, *, trusted: bool = False) -> Payload:
         try:
             fields = msgpack.unpackb(data, raw=True, use_list=True)
         except (ValueError, TypeError, msgpack.exceptions.UnpackException):
-            raise MalformedEnvelope("message payload is not well-formed") from None
+            fields = None  # raised below, without msgpack's exception (it holds the plaintext)
         if type(fields) is not list:
             raise MalformedEnvelope("message payload is not well-formed")
     else:

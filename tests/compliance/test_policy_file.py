@@ -47,7 +47,7 @@ def test_the_example_policy_file_is_valid() -> None:
     assert policy.text == EXAMPLE.read_text(encoding="utf-8")
 
 
-@pytest.mark.req("RET-01")
+@pytest.mark.req("RET-01", "ARCH-04")
 def test_the_spec_example_is_valid() -> None:
     spec = (ROOT / "spec" / "compliance.md").read_text(encoding="utf-8")
     section = spec[spec.index("## Retention policy files") :]

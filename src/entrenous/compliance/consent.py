@@ -215,7 +215,9 @@ def _text(value: object, name: str, max_bytes: int, *, notice: bool = False) -> 
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise _Invalid(f"{name} is not valid Unicode text") from None
+        size = -1  # raised below: the UnicodeEncodeError holds the peer's whole text (LEAK-03)
+    if size < 0:
+        raise _Invalid(f"{name} is not valid Unicode text")
     if size > max_bytes:
         raise _Invalid(
             f"{name}: {size} bytes exceed the limit of {max_bytes}",
@@ -773,6 +775,7 @@ class ConsentRecord:
             raise InvalidConsentRecord(
                 f"consent record: {len(data)} bytes exceed the limit of {MAX_RECORD_SIZE}"
             )
+        refused = False
         try:
             content = json.loads(
                 data.decode("utf-8"),
@@ -780,7 +783,9 @@ class ConsentRecord:
                 parse_constant=_no_constant,
             )
         except (ValueError, RecursionError):
-            raise InvalidConsentRecord("consent record: not well-formed JSON") from None
+            refused = True  # raised below: a JSONDecodeError holds the whole record
+        if refused:
+            raise InvalidConsentRecord("consent record: not well-formed JSON")
         record = cls.from_content(content)
         if record.to_bytes() != data:
             raise InvalidConsentRecord("consent record: not in canonical form")

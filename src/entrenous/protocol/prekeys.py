@@ -324,6 +324,7 @@ class PrekeyPool:
                 f"prekey pool state version {fields[0]} is newer than this library supports"
             )
         pool = cls(identity)
+        refused = False
         try:
             _, next_id, generations, one_time, one_time_kem = fields
             if not wire.is_uint(next_id, MAX_UINT32 + 1):
@@ -356,7 +357,10 @@ class PrekeyPool:
             if any(len(g.seen_sessions) > MAX_REPLAY_CACHE for g in pool._generations):
                 raise ValueError
         except (ValueError, TypeError):
-            raise StateError("prekey pool state is not readable") from None
+            # Raised below, without the exception caught (its frames hold the private keys).
+            refused = True
+        if refused:
+            raise StateError("prekey pool state is not readable")
         if not pool._generations or len(pool._generations) > MAX_GENERATIONS:
             raise StateError("prekey pool state has no (or too many) signed prekeys")
         return pool

@@ -308,7 +308,8 @@ class Session:
                 initial=initial_fields,
             )
         except (ValueError, TypeError):
-            raise StateError("session state is not readable") from None
+            pass  # raised below, without the exception caught (its frames hold the keys)
+        raise StateError("session state is not readable")
 
     def __repr__(self) -> str:
         role = "initiator" if self._is_initiator else "responder"

@@ -65,6 +65,7 @@ def unpack_array(
     """
     if not isinstance(data, bytes):
         raise TypeError(f"{what} must be bytes, got {type(data).__name__}")
+    refused = False
     try:
         value = msgpack.unpackb(
             data,
@@ -79,7 +80,12 @@ def unpack_array(
         )
     except (ValueError, TypeError, msgpack.exceptions.UnpackException):
         # Covers truncation, trailing bytes (ExtraData), forbidden types and exceeded limits.
-        raise error(f"{what} is not well-formed") from None
+        refused = True
+    if refused:
+        # Raised here, not in the except block: msgpack's exception (ExtraData holds the whole
+        # decoded value) must not ride along as __context__, for the input may be a saved state
+        # with its keys, or a decrypted payload (LEAK-03).
+        raise error(f"{what} is not well-formed")
     if type(value) is not list:
         raise error(f"{what} is not well-formed")
     if not _only_known_types(value, max_depth):

@@ -11,12 +11,15 @@ transaction. A crash at any point therefore loses no returned message and never 
 (spec/client.md, API-05 and API-06).
 
 Time comes from ``clock`` (seconds since the epoch, ``time.time`` by default): inject another for
-tests. A ``Client`` may be shared between threads; its calls are serialised.
+tests. A ``Client`` may be shared between threads; its calls are serialised. It belongs to the
+process that opened it: a child made by ``fork()`` cannot use it (spec/client.md, "Threads and
+processes").
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -404,6 +407,7 @@ class Client:
         "_closed",
         "_identity",
         "_lock",
+        "_pid",
         "_policy",
         "_prekeys",
         "_prekeys_touched",
@@ -425,6 +429,7 @@ class Client:
         self._clock = clock
         self._sessions: dict[bytes, Session] = {}
         self._lock = threading.RLock()
+        self._pid = os.getpid()
         self._closed = False
         self._prekeys_touched = False
         self._touched_sessions: list[bytes] = []
@@ -524,7 +529,14 @@ class Client:
         return identity, prekeys
 
     def close(self) -> None:
-        """Close the store; idempotent. The client cannot be used afterwards."""
+        """Close the store; idempotent. The client cannot be used afterwards.
+
+        In a child process forked from the one that opened it, this only marks the child's copy
+        closed: the store, its connections and its lock stay the parent's (FLT-52).
+        """
+        if self._pid != os.getpid():
+            self._closed = True
+            return
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -545,6 +557,11 @@ class Client:
     def _check_open(self) -> None:
         if self._closed:
             raise UsageError("this client is closed")
+        if self._pid != os.getpid():
+            raise UsageError(
+                "this client was opened by the parent of this forked process; open the store "
+                "in the process that uses it"
+            )
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)

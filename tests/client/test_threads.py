@@ -7,19 +7,51 @@ every statement must come from the thread that began it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import msgpack
 import pytest
 from store_support import Pair, StatementSpy
 
-from entrenous import Client
+from entrenous import Client, Policy
 from entrenous import client as client_module
+from entrenous.errors import UsageError
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "spec" / "export.schema.json").read_text()
+)
+#: Messages of the default category expire after a minute; "contract" ones are kept ten years.
+POLICY = """\
+version = 1
+
+[controller]
+name = "Thread Bank AG"
+contact = "privacy@threads.example"
+
+[retention.default]
+max_age = "1min"
+
+[retention.categories.contract]
+description = "Contract conversations"
+max_age = "11y"
+min_age = "10y"
+legal_ground = "HGB 257"
+
+[purposes.marketing]
+description = "Offers"
+legal_basis = "consent"
+requires_consent = true
+notice_version = "v1"
+"""
 
 
 class ThreadSpy(StatementSpy):
@@ -170,3 +202,147 @@ def test_thread_sharing_is_documented() -> None:
     assert client_module.__doc__ is not None
     assert "threads" in client_module.__doc__
     assert "serialised" in client_module.__doc__
+
+
+class FastClock:
+    """A clock shared by threads that moves half a second on every reading."""
+
+    def __init__(self) -> None:
+        self._now = 1_767_225_600.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self._now += 0.5
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+@pytest.mark.req("API-13")
+def test_compliance_calls_in_threads_beside_sends_and_receives(tmp_path: Path) -> None:
+    """send, receive, receive_many, history, consent, holds, sweep, export and erase from five
+    threads on one Client: no transaction interleaves, the audit trail and the consent ledger
+    verify, every event is there once, and no message is lost (but what the sweeps report)."""
+    clock = FastClock()
+    bank = Client.open(
+        tmp_path / "bank.db", key=os.urandom(32), clock=clock, policy=Policy.parse(POLICY)
+    )
+    customer = Client.open(tmp_path / "customer.db", key=os.urandom(32), clock=clock)
+    try:
+        alice = bank.start_conversation(
+            customer.prekey_bundle(), subject="alice", category="contract"
+        )
+        bob = bank.start_conversation(customer.prekey_bundle(), subject="bob")
+        carol = bank.start_conversation(customer.prekey_bundle(), subject="carol")
+        from_alice = customer.receive(alice.send("hello alice")).conversation
+        customer.receive(bob.send("hello bob"))
+        customer.receive(carol.send("hello carol"))
+        for n in range(4):
+            carol.send(f"expired {n}")
+        clock.advance(120)  # the first sweep deletes these five at least
+        incoming = [from_alice.send(f"in {n}") for n in range(30)]
+        outgoing: list[bytes] = []
+        exports: list[dict[str, Any]] = []
+        sweeps: list[int] = []
+        watcher = spy(bank)
+
+        def send() -> None:
+            for n in range(30):
+                outgoing.append(alice.send(f"out {n}"))
+                if n % 3 == 0:
+                    carol.send(f"to carol {n}")
+
+        def receive() -> None:
+            for envelope in incoming[:10]:
+                bank.receive(envelope)
+            for start in range(10, 30, 5):
+                outcomes = bank.receive_many(incoming[start : start + 5])
+                assert all(o.ok for o in outcomes)
+
+        def read() -> None:
+            for _ in range(20):
+                alice.history(limit=10)
+                bank.conversations()
+                bank.holds()
+                bank.consent_records("alice")
+                bank.audit_events()
+
+        def comply() -> None:
+            for n in range(10):
+                bank.record_consent(
+                    subject="alice", purpose="marketing", give=n % 2 == 0, notice="Offers?"
+                )
+                hold = bank.place_hold(subject="alice", reason="thread test")
+                exports.append(bank.export("alice"))
+                bank.release_hold(hold.id)
+                sweeps.append(bank.sweep().by_conversation.get(carol.id, 0))
+                if n == 5:
+                    bank.erase(subject="bob")
+
+        run_together(send, receive, read, comply)
+        assert watcher.interleaved_transactions() == []
+        assert bank.verify_audit() == len(bank.audit_events())
+        assert bank.verify_consent_ledger() == 10
+        actions = Counter(e.action for e in bank.audit_events())
+        assert actions["export"] == 10
+        assert actions["consent.recorded"] == 10
+        assert actions["hold.placed"] == actions["hold.released"] == 10
+        assert actions["erasure"] == 1
+        assert actions["sweep"] >= 1 and sum(sweeps) >= 5  # the sweeps did delete (carol's)
+        texts = [m.text for m in alice.history(limit=1000)]
+        expected = (
+            {"hello alice"} | {f"in {n}" for n in range(30)} | {f"out {n}" for n in range(30)}
+        )
+        assert sorted(texts) == sorted(expected)
+        assert [c.subject for c in bank.conversations()].count("bob") == 0
+        assert len(bank.erasure_receipts()) == 1
+        # carol's messages are all there but those the sweeps reported deleted
+        assert len(carol.history(limit=1000)) + sum(sweeps) == 5 + 10
+        counts = []
+        for data in exports:
+            jsonschema.validate(data, SCHEMA)
+            [conversation] = data["conversations"]
+            counts.append(len(conversation["messages"]))
+        assert counts == sorted(counts)  # each a consistent view, none older than the last
+        assert [customer.receive(e).message.text for e in outgoing] == [
+            f"out {n}" for n in range(30)
+        ]
+    finally:
+        bank.close()
+        customer.close()
+
+
+@pytest.mark.req("API-13")
+def test_close_from_another_thread_waits_for_the_call_in_progress(pair: Pair) -> None:
+    """close() takes the client's lock: a call already running finishes with its result, and
+    every later call, from any thread, raises UsageError."""
+    for n in range(5):
+        pair.bank_conv.send(f"m {n}")
+    pair.bank_conv.set_subject("alice")
+    inside = threading.Event()
+    results: list[Any] = []
+
+    def slow_progress(_: int) -> None:
+        inside.set()
+        time.sleep(0.3)  # close() is called meanwhile, from the main thread
+
+    def export() -> None:
+        results.append(pair.bank.export("alice", progress=slow_progress))
+
+    worker = threading.Thread(target=export)
+    worker.start()
+    assert inside.wait(timeout=30)
+    started = time.monotonic()
+    pair.bank.close()
+    waited = time.monotonic() - started
+    worker.join(timeout=30)
+    [data] = results
+    assert len(data["conversations"][0]["messages"]) == 7
+    assert waited > 0.1  # close waited for the export
+    with pytest.raises(UsageError):
+        pair.bank_conv.send("after close")
+    with pytest.raises(UsageError):
+        pair.bank.export("alice")

@@ -6,12 +6,15 @@ and their raw keys (``keys.json``, owner-only) live in ``DIRECTORY``. The worker
 once its imports are done and loops until it is killed, choosing at random to: start a
 conversation for a new data subject (default or "contract" category, which keeps messages ten
 years and so makes an erasure re-seal them under a new key), send messages, record or withdraw
-consent, place or release a hold, sweep (the policy deletes after a minute of the fast clock)
-or erase a subject.
+consent, place or release a hold, sweep (the policy deletes after a minute of the fast clock),
+export what the bank holds about a subject (``client.export``, written to ``export-SUBJECT-ID.json``
+with the command line's atomic writer) or erase a subject.
 
 Before an erasure the worker appends ``erase SUBJECT`` to ``intent.log`` (fsynced); after it
 returns, ``done SUBJECT RECEIPT_ID``. A subject is never used again once an erasure of it was
-intended. The clock runs 60 times faster than the wall clock, so that messages expire during
+intended. Around an export the worker appends ``export SUBJECT ID`` before it and ``exported
+SUBJECT ID`` once the file is in place (not fsynced: what ``write`` returned survives a
+SIGKILL). The clock runs 60 times faster than the wall clock, so that messages expire during
 the campaign; it never goes backwards from one run to the next.
 """
 
@@ -59,13 +62,31 @@ def clock() -> float:
     return time.time() * SPEED
 
 
-def intents(directory: Path) -> tuple[list[str], dict[str, str]]:
-    """The subjects whose erasure was intended, in order, and the receipts of those done."""
+def log_lines(directory: Path) -> list[str]:
+    """The complete lines of the intent log (a kill may leave the last one torn)."""
     path = directory / INTENT_LOG
     if not path.exists():
-        return [], {}
+        return []
     data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1].decode("ascii").splitlines()
+    return data[: data.rfind(b"\n") + 1].decode("ascii").splitlines()
+
+
+def export_file(directory: Path, subject: str, export_id: str) -> Path:
+    """Where the worker writes one export."""
+    return directory / f"export-{subject}-{export_id}.json"
+
+
+def export_intents(directory: Path) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
+    """The exports started, as (subject, id), in order, and those whose file was in place."""
+    lines = [line.split(" ") for line in log_lines(directory)]
+    started = [(p[1], p[2]) for p in lines if p[0] == "export"]
+    done = {(p[1], p[2]) for p in lines if p[0] == "exported"}
+    return started, done
+
+
+def intents(directory: Path) -> tuple[list[str], dict[str, str]]:
+    """The subjects whose erasure was intended, in order, and the receipts of those done."""
+    complete = log_lines(directory)
     intended = [line.split(" ")[1] for line in complete if line.startswith("erase ")]
     done = {p[1]: p[2] for p in (line.split(" ") for line in complete) if p[0] == "done"}
     return intended, done
@@ -74,6 +95,9 @@ def intents(directory: Path) -> tuple[list[str], dict[str, str]]:
 class Worker:
     def __init__(self, directory: Path, seed: int) -> None:
         from entrenous import Client, Policy
+        from entrenous.cli_output import json_text, write_private
+
+        self.write_export = lambda path, data: write_private(path, json_text(data))
 
         self.dir = directory
         self.rng = random.Random(seed)
@@ -94,9 +118,10 @@ class Worker:
     def mark(self, name: str) -> None:
         os.pwrite(self._phase, name.encode("ascii").ljust(32), 0)
 
-    def log(self, line: str) -> None:
+    def log(self, line: str, *, sync: bool = True) -> None:
         os.write(self.intent, (line + "\n").encode("ascii"))
-        os.fsync(self.intent)
+        if sync:
+            os.fsync(self.intent)
 
     def subjects(self) -> list[str]:
         found = {c.subject for c in self.bank.conversations()}
@@ -134,9 +159,16 @@ class Worker:
             else:
                 self.mark("hold-place")
                 self.bank.place_hold(subject=subject, reason="crash campaign")
-        elif roll < 0.8:
+        elif roll < 0.75:
             self.mark("sweep")
             self.bank.sweep()
+        elif roll < 0.85:
+            export_id = str(self.rng.randrange(10**9))
+            self.log(f"export {subject} {export_id}", sync=False)
+            self.mark("export")
+            data = self.bank.export(subject)
+            self.write_export(export_file(self.dir, subject, export_id), data)
+            self.log(f"exported {subject} {export_id}", sync=False)
         else:
             self.erased.add(subject)
             self.log(f"erase {subject}")

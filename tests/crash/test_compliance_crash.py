@@ -1,12 +1,18 @@
-"""SIGKILL during the compliance actions (ERA-06, AUD-01, CON-19, SWP-03): a bank keeps starting
-conversations, sending, recording consent, placing holds, sweeping and erasing while it is killed
-at random moments; after every kill the store is reopened and checked:
+"""SIGKILL during the compliance actions (ERA-06, AUD-01, CON-19, SWP-03, FLT-50): a bank keeps
+starting conversations, sending, recording consent, placing holds, sweeping, exporting and erasing
+while it is killed at random moments; after every kill the store is reopened and checked:
 
 * ``PRAGMA integrity_check`` passes, the audit trail and the consent ledger verify;
 * no erasure is half done: every intended erasure either has its receipt (and then no data key
   of a conversation it deleted survives the reopening, and no older key generation of one it
   re-sealed does), or has none and changed nothing, in which case erasing again finishes it;
-* no data-key destruction is left pending after the reopening.
+* no data-key destruction is left pending after the reopening;
+* every ``export`` audit event is whole (its four counts, nothing else); for each subject, the
+  export files in place are no more than its export events, and those no more than the exports
+  started; every export file in place is complete (valid JSON that validates against
+  spec/export.schema.json, of the right subject) and its counts are those of one of the subject's
+  export events; an export that returned has its file; a temporary file a kill left behind is
+  readable by the owner only (it is counted, then removed).
 
 CI runs ``ENTRENOUS_COMPLIANCE_KILLS`` kills (default 15, a few seconds); the campaign of issue 6
 runs it with more on demand::
@@ -16,6 +22,7 @@ runs it with more on demand::
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -26,11 +33,20 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compliance_worker import INTENT_LOG, PHASE, intents, open_bank, setup
+from compliance_worker import (
+    INTENT_LOG,
+    PHASE,
+    export_file,
+    export_intents,
+    intents,
+    open_bank,
+    setup,
+)
 from crash_support import _wait_ready, _worker_env
 
 from entrenous.compliance import audit
@@ -41,9 +57,66 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL and flo
 KILLS = int(os.environ.get("ENTRENOUS_COMPLIANCE_KILLS", "15"))
 SEED = int(os.environ.get("ENTRENOUS_CRASH_SEED", str(secrets.randbelow(2**31))))
 WORKER = Path(__file__).resolve().parent / "compliance_worker.py"
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "spec" / "export.schema.json").read_text()
+)
+EXPORT_COUNTS = ("conversations", "messages", "consent_records")
 
 
-def check(directory: Path, counts: Counter[str]) -> None:
+def check_exports(directory: Path, bank: Any, counts: Counter[str], checked: set[str]) -> None:
+    """The export claims of the module docstring (``checked``: files already validated)."""
+    store: Any = bank._store
+    events: dict[str, Counter[tuple[int, ...]]] = {}
+    for event in bank.audit_events():
+        if event.action != "export":
+            continue
+        assert set(event.details) == {"subject", *EXPORT_COUNTS}, "an export event is not whole"
+        assert all(type(event.details[name]) is int for name in EXPORT_COUNTS)
+        shown = tuple(event.details[name] for name in EXPORT_COUNTS)
+        events.setdefault(event.details["subject"], Counter())[shown] += 1
+    started, finished = export_intents(directory)
+    by_subject: dict[str, list[str]] = {}
+    for subject, export_id in started:
+        by_subject.setdefault(subject, []).append(export_id)
+    in_place = 0
+    for subject, ids in by_subject.items():
+        with store.transaction():
+            pseudonym = audit.pseudonym(store, subject)
+        found: Counter[tuple[int, ...]] = Counter()
+        for export_id in ids:
+            path = export_file(directory, subject, export_id)
+            if not path.exists():
+                assert (subject, export_id) not in finished, "an export returned, its file is gone"
+                continue
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if path.name not in checked:
+                jsonschema.validate(data, SCHEMA)
+                checked.add(path.name)
+            assert data["subject"] == {"id": subject, "pseudonym": pseudonym}
+            conversations = data["conversations"]
+            found[
+                (
+                    len(conversations),
+                    sum(len(c["messages"]) for c in conversations),
+                    len(data["consent_records"]),
+                )
+            ] += 1
+        in_place += found.total()
+        committed = events.get(pseudonym, Counter())
+        assert not found - committed, "an export file matches no export event of its subject"
+        assert committed.total() <= len(ids), "more export events than exports started"
+    assert sum(c.total() for c in events.values()) <= len(started)
+    for stale in directory.glob(".export-*.tmp"):
+        assert stale.stat().st_mode & 0o077 == 0, "a temporary export file is readable by others"
+        counts["export temporary files left by a kill"] += 1
+        stale.unlink()
+    counts["exports started"] = len(started)
+    counts["exports returned"] = len(finished)
+    counts["export events committed"] = sum(c.total() for c in events.values())
+    counts["export files in place"] = in_place
+
+
+def check(directory: Path, counts: Counter[str], checked: set[str]) -> None:
     """Reopen the bank's store and check every claim of the module docstring."""
     bank = open_bank(directory)
     try:
@@ -94,6 +167,7 @@ def check(directory: Path, counts: Counter[str]) -> None:
                 with (directory / INTENT_LOG).open("a") as log:
                     log.write(f"done {subject} {receipt.receipt_id}\n")
                 counts["erasures retried"] += 1
+        check_exports(directory, bank, counts, checked)
     finally:
         bank.close()
 
@@ -101,6 +175,7 @@ def check(directory: Path, counts: Counter[str]) -> None:
 def run(directory: Path, kills: int, seed: int) -> Counter[str]:
     rng = random.Random(seed)
     counts: Counter[str] = Counter()
+    checked: set[str] = set()
     setup(directory, seed)
     for number in range(kills):
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
@@ -126,12 +201,12 @@ def run(directory: Path, kills: int, seed: int) -> Counter[str]:
         phase_file = directory / PHASE
         phase = phase_file.read_bytes().decode().strip() if phase_file.exists() else "before-open"
         counts[f"killed during {phase or 'before-open'}"] += 1
-        check(directory, counts)
+        check(directory, counts, checked)
     counts["erasures in all"] = len(intents(directory)[0])
     return counts
 
 
-@pytest.mark.req("ERA-06", "AUD-01", "CON-19", "SWP-03")
+@pytest.mark.req("ERA-06", "AUD-01", "CON-19", "SWP-03", "FLT-50")
 def test_sigkill_during_compliance_actions_leaves_nothing_half_done(tmp_path: Path) -> None:
     counts = run(tmp_path / "campaign", KILLS, SEED)
     print(f"seed {SEED}: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))

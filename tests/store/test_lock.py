@@ -42,6 +42,42 @@ CHILD = textwrap.dedent(
 )
 
 
+#: A child process that opens the store in argv[1], then forks (as multiprocessing's default start
+#: method does). The forked grandchild tries the inherited client, closes it (as a ``with`` block
+#: unwinding there would), reports and lingers. The child then checks it still owns the store,
+#: sends a message, prints "<what the grandchild saw> <second open> <grandchild pid>" and sleeps.
+FORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from entrenous import Client
+    from entrenous.errors import StoreLocked, UsageError
+    key = bytes.fromhex(os.environ["STORE_KEY"])
+    client = Client.open(sys.argv[1], key=key)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            client.conversations()
+            seen = "usable"
+        except UsageError:
+            seen = "UsageError"
+        client.close()
+        os.write(write, seen.encode())
+        time.sleep(120)
+        os._exit(0)
+    seen = os.read(read, 100).decode()
+    try:
+        Client.open(sys.argv[1], key=key).close()
+        second = "opened"
+    except StoreLocked:
+        second = "StoreLocked"
+    client.conversations()[0].send("sent after the fork")
+    print(seen, second, pid, flush=True)
+    time.sleep(120)
+    """
+)
+
+
 def child(store: Path, key: bytes, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(  # noqa: S603 - fixed command: this interpreter and CHILD
         [sys.executable, "-c", CHILD, str(store), mode],
@@ -197,3 +233,80 @@ def test_racing_creations_with_a_passphrase_leave_one_openable_store(tmp_path: P
     with Client.open(store, passphrase=PASSPHRASE) as client:
         assert client.identity == winners[0].identity
     assert kdf_file(store).read_bytes() == kdf_after_race
+
+
+def cli(store: Path, key: bytes, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The command line, as an administrator runs it: another process, the key in the env."""
+    return subprocess.run(  # noqa: S603 - fixed command: this interpreter and the package
+        [sys.executable, "-m", "entrenous", *argv, "--store", str(store), "--key-env", "K"],
+        env={**os.environ, "K": key.hex()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.req("STO-09", "CLI-02")
+def test_the_cli_against_a_store_an_app_holds_exits_3_and_changes_nothing(
+    raw_template: Template, store: Path
+) -> None:
+    """An app (another process) holds the store: the command line, reading or writing, says so
+    in one line and exits 3 at once, changing nothing; once the app died, it works."""
+    assert raw_template.key is not None
+    holder = child(store, raw_template.key, "hold")
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "opened"
+        before = snapshot(store.parent)
+        for argv in (("hold", "list"), ("sweep",), ("audit", "verify")):
+            started = time.monotonic()
+            result = cli(store, raw_template.key, *argv)
+            assert time.monotonic() - started < 30
+            assert result.returncode == 3, (argv, result.stderr)
+            assert result.stdout == ""
+            assert result.stderr == (
+                f"entrenous: {store}: the store is open in another process or client\n"
+            )
+        assert_unchanged(before, snapshot(store.parent))
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate(timeout=60)
+    result = cli(store, raw_template.key, "hold", "list")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.req("STO-09", "FLT-52")
+def test_a_forked_child_neither_keeps_nor_releases_the_owners_lock(
+    raw_template: Template, store: Path
+) -> None:
+    """Regression: a child forked from the owner shared its flock. Its close() unlocked the
+    store under the living owner (a second client could open it), and while the child lived, the
+    owner's death did not release the store. Now the child cannot use the client, its close()
+    leaves the owner's lock alone, and the owner's death frees the store at once."""
+    assert raw_template.key is not None
+    owner = subprocess.Popen(  # noqa: S603 - fixed command: this interpreter and FORKER
+        [sys.executable, "-c", FORKER, str(store)],
+        env={**os.environ, "STORE_KEY": raw_template.key.hex()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    forked = None
+    try:
+        assert owner.stdout is not None
+        line = owner.stdout.readline().split()
+        forked = int(line[2])
+        assert line[:2] == ["UsageError", "StoreLocked"], line
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=60)  # not communicate(): the forked child holds the pipes open
+        os.kill(forked, 0)  # the forked child still lives
+        with Client.open(store, key=raw_template.key) as client:
+            texts = [m.text for m in client.conversations()[0].history()]
+        assert texts[0] == "sent after the fork"
+    finally:
+        if forked is not None:
+            os.kill(forked, signal.SIGKILL)
+        if owner.poll() is None:
+            owner.kill()
+        owner.communicate(timeout=60)

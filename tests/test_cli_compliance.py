@@ -3,8 +3,10 @@ real store, their JSON output, their exit statuses, and what they must never do.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
 import stat
 import time
 from datetime import datetime, timedelta
@@ -447,6 +449,57 @@ def test_export_to_a_private_file_validates_against_the_schema(
     again = run(capsys, "export", *store_args(bank, key_file), SUBJECT, "--output", output)
     assert again.status == 0
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
+
+
+def _old(path: Path) -> Path:
+    past = time.time() - 60
+    os.utime(path, (past, past))
+    return path
+
+
+@pytest.mark.req("CLI-08")
+def test_an_export_removes_what_a_killed_export_left_and_nothing_else(
+    bank: Bank, key_file: Path, tmp_path: Path, capsys: Capsys
+) -> None:
+    output = tmp_path / "export.json"
+    # A writer killed before its rename leaves its temporary file, maybe with the export in it.
+    killed = tmp_path / ".export.json.k1ll3d.tmp"
+    killed.write_text('{"half an export": ', encoding="utf-8")
+    killed.chmod(0o600)
+    _old(killed)
+    # A live writer's temporary file is locked; a fresh one may not be locked yet; others are
+    # not this target's.
+    live = tmp_path / ".export.json.l1v3.tmp"
+    live.write_bytes(b"")
+    _old(live)
+    fresh = tmp_path / ".export.json.fr3sh.tmp"
+    fresh.write_bytes(b"")
+    other = tmp_path / ".receipt.json.0th3r.tmp"
+    other.write_bytes(b"")
+    _old(other)
+    with live.open("rb") as holder:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        result = run(capsys, "export", *store_args(bank, key_file), SUBJECT, "--output", output)
+    assert result.status == 0, result.err
+    assert not killed.exists()
+    assert live.exists() and fresh.exists() and other.exists()
+    assert json.loads(output.read_text(encoding="utf-8"))["subject"]["id"] == SUBJECT
+    # Once the live writer is gone and the fresh one is old, they are leftovers too.
+    _old(fresh)
+    assert sorted(cli_output.remove_leftovers(output)) == sorted([live, fresh])
+    assert other.exists()
+
+
+@pytest.mark.req("CLI-08")
+def test_a_writer_holds_its_temporary_file_until_it_is_in_place(tmp_path: Path) -> None:
+    target = tmp_path / "receipt.json"
+    with cli_output.OutputFile(target) as out:
+        (temporary,) = tmp_path.glob(".receipt.json.*.tmp")
+        _old(temporary)
+        assert cli_output.remove_leftovers(target) == []  # locked by this writer
+        out.commit("{}\n")
+    assert target.read_text(encoding="utf-8") == "{}\n"
+    assert list(tmp_path.glob(".receipt.json.*.tmp")) == []
 
 
 @pytest.mark.req("EXP-01")

@@ -11,11 +11,14 @@ the other ``cli*`` modules.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -161,16 +164,20 @@ class OutputFile:
 
     The temporary file is created at once (in the target's folder), so an unwritable target
     fails before any irreversible work; :meth:`commit` writes, syncs and renames it into place;
-    leaving the ``with`` block without committing removes it.
+    leaving the ``with`` block without committing removes it. The writer holds a lock on its
+    temporary file until the rename: a temporary file of the same target that nobody holds was
+    left by a writer that was killed (it may hold personal data in clear), and is removed.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if self.path.is_dir():
             raise CliError(f"{self.path}: is a directory, not a file to write")
+        remove_leftovers(self.path)
         fd, name = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            prefix=_temporary_prefix(self.path), suffix=_TEMPORARY_SUFFIX, dir=self.path.parent
         )
+        fcntl.flock(fd, fcntl.LOCK_EX)
         self._fd: int | None = fd
         self._tmp = Path(name)
 
@@ -180,11 +187,12 @@ class OutputFile:
         if fd is None:
             raise RuntimeError("this output file was already written")
         try:
+            # The file stays open, and so locked, until it is in place.
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(self._tmp, self.path)
+                os.replace(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
@@ -206,6 +214,59 @@ class OutputFile:
         tb: TracebackType | None,
     ) -> None:
         self.discard()
+
+
+_TEMPORARY_SUFFIX = ".tmp"
+#: A temporary file younger than this is never taken for a leftover.
+_LEFTOVER_MIN_AGE_S = 10.0
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` that a killed writer left; return them.
+
+    A temporary file is a leftover when it is a regular file of this user, at least ten seconds
+    old, that no writer holds locked (a writer holds its lock until the rename, and the lock
+    goes with its process).
+    """
+    prefix = _temporary_prefix(path)
+    removed: list[Path] = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed  # creating the temporary file will say what is wrong
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(_TEMPORARY_SUFFIX)):
+            continue
+        if len(name) <= len(prefix) + len(_TEMPORARY_SUFFIX):
+            continue
+        candidate = path.parent / name
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+                continue
+            if time.time() - info.st_mtime < _LEFTOVER_MIN_AGE_S:
+                continue  # a writer may be between creating it and locking it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live writer holds it
+            now = os.lstat(candidate)
+            if (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino):
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def write_private(path: str | os.PathLike[str], text: str) -> None:

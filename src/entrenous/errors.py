@@ -47,6 +47,7 @@ __all__ = [
     "InvalidConsentRecord",
     "InvalidConsentRequest",
     "InvalidKey",
+    "JournalLost",
     "LimitExceeded",
     "MalformedBundle",
     "MalformedEnvelope",
@@ -233,6 +234,15 @@ class StoreLocked(StoreError):
 
 class StoreCorrupt(StoreError):
     """The file is not an entrenous store, or it is damaged or truncated."""
+
+
+class JournalLost(StoreCorrupt):
+    """The write-ahead log of a store that was not closed cleanly is missing.
+
+    Committed changes of the last session (ratchet states, messages) were only in
+    ``<store>-wal``: opening without it would roll the conversations back, and the next send
+    would reuse message keys that already left. Restore the ``-wal`` file beside the store.
+    """
 
 
 class SchemaTooNew(StoreError):

@@ -62,6 +62,7 @@ def header_n(envelope: bytes) -> int:
 
 
 def spy_on(client: Client, **kwargs: object) -> StatementSpy:
+    client._store._mark()  # the session's one-off open flag (spec/store.md) is not spied on
     spy = StatementSpy(client._store._connection, **kwargs)  # type: ignore[arg-type]
     client._store._connection = spy
     return spy

@@ -92,6 +92,7 @@ def test_a_batch_is_one_transaction_with_a_savepoint_per_envelope(
     pair: Pair, batch: tuple[list[bytes], list[object]]
 ) -> None:
     envelopes, _ = batch
+    pair.bank._store._mark()  # the session's one-off open flag (spec/store.md)
     spy = StatementSpy(pair.bank._store._connection)
     pair.bank._store._connection = spy
     pair.bank.receive_many(envelopes)
@@ -140,6 +141,7 @@ def test_a_batch_whose_commit_fails_stores_nothing(
 ) -> None:
     envelopes, expected = batch
     before = logical_state(pair.bank)
+    pair.bank._store._mark()  # the session's one-off open flag (spec/store.md)
     spy = StatementSpy(pair.bank._store._connection, fail_on="COMMIT")
     pair.bank._store._connection = spy
     with pytest.raises(StoreError):

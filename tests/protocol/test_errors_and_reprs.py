@@ -88,6 +88,7 @@ EXPECTED_BRANCHES: dict[str, set[type[EntrenousError]]] = {
     "WrongKey": {errors.StoreError},
     "StoreLocked": {errors.StoreError},
     "StoreCorrupt": {errors.StoreError},
+    "JournalLost": {errors.StoreError},
     "SchemaTooNew": {errors.StoreError},
     "UnknownConversation": {PeerError},
     "IdentityChanged": {PeerError},

@@ -270,6 +270,9 @@ def logical_state(client: Client) -> dict[str, Any]:
     data-key file *before* its conversation's row, so such an unused key is expected.
     """
     store = tables(client._store._connection)
+    # The open flag (spec/store.md) says whether a session changed the store, not what it holds:
+    # the first change of a session sets it even if that change is then refused.
+    store["store_meta"] = [row for row in store["store_meta"] if row[0] != "open"]
     keys = tables(client._store._keys._connection)
     uids = {row[1] for row in store["conversations"]}
     keys["data_keys"] = [row for row in keys["data_keys"] if row[0] in uids]

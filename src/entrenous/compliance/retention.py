@@ -91,6 +91,10 @@ def sweep(
         if progress is not None:
             progress(total)
         return SweepReport(now, True, total, by_conversation, store.next_expiry(), held)
+    if not store.expired(now, limit=1):
+        # Nothing due: no transaction at all, so that an open that only sweeps writes nothing
+        # (the store's first change of a session costs a checkpoint, spec/store.md).
+        return SweepReport(now, False, 0, by_conversation, store.next_expiry(), held)
     # The journal is checkpointed once, by the truncation at the end (not by a commit).
     with store.deferred_checkpoint():
         while True:

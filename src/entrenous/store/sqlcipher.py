@@ -19,7 +19,7 @@ anything is written.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +33,7 @@ from entrenous._primitives.rand import random_bytes
 from entrenous.errors import (
     AuthenticationError,
     EntrenousError,
+    JournalLost,
     ReplayError,
     SchemaTooNew,
     StoreCorrupt,
@@ -80,11 +81,36 @@ _REMEMBERED = 4096
 _BATCH = 500
 #: A generation above every data key a conversation can have: shredding below it destroys all.
 _ALL_GENERATIONS = 2**62
+#: ``store_meta`` row saying whether a client has the store open: ``_OPEN`` from the open (the
+#: store file itself carries it, checkpointed before the first change of the session) to the
+#: clean close, which writes ``_CLOSED``. Found open with no write-ahead log beside the store,
+#: the changes of the last session are lost: the open refuses (:class:`JournalLost`).
+_OPEN_FLAG = "open"
+_OPEN, _CLOSED = b"\x01", b"\x00"
 
 
 def key_file_path(store: Path) -> Path:
     """Where the data keys of ``store`` live."""
     return store.with_name(store.name + ".keys")
+
+
+def closed_note(store: Path) -> Path:
+    """Present after a clean close that could not write its flag into the store (disk full)."""
+    return store.with_name(store.name + ".closed")
+
+
+def _note_clean_close(store: Path) -> None:
+    """Leave the ``.closed`` note; best effort (without it, the next open may refuse)."""
+    try:
+        _create_private_file(closed_note(store))
+        _fsync_directory(store.parent)
+    except (StoreError, OSError):
+        pass
+
+
+def journal_path(store: Path) -> Path:
+    """The write-ahead log of ``store`` (SQLite's name for it)."""
+    return store.with_name(store.name + "-wal")
 
 
 def creation_marker(store: Path) -> Path:
@@ -131,6 +157,11 @@ def _check_existing_file(path: Path, what: str) -> None:
         raise StoreCorrupt(f"the {what} is truncated or not an entrenous store")
 
 
+#: SQLite's primary result codes of a failing file system: SQLITE_PERM, SQLITE_READONLY,
+#: SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN (with their extended codes, low byte).
+_FILE_SYSTEM_ERRORS = frozenset({3, 8, 10, 13, 14})
+
+
 def _connect(path: Path, key: bytes) -> Any:
     """Open ``path`` with ``key``; :class:`WrongKey` if the key does not decrypt page 1."""
     try:
@@ -147,9 +178,13 @@ def _connect(path: Path, key: bytes) -> Any:
     except sqlcipher.DatabaseError as exc:
         connection.close()
         # A wrong key always reads as "not a database" (SQLITE_NOTADB); a right key on a
-        # damaged or truncated file reads as SQLITE_CORRUPT.
-        if getattr(exc, "sqlite_errorcode", None) == getattr(sqlcipher, "SQLITE_CORRUPT", 11):
+        # damaged or truncated file reads as SQLITE_CORRUPT. Anything else is the file system
+        # failing (a full disk, a read-only directory, an I/O error): never a wrong key.
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == getattr(sqlcipher, "SQLITE_CORRUPT", 11):
             raise StoreCorrupt("the store file is damaged or truncated") from None
+        if code is not None and code & 0xFF in _FILE_SYSTEM_ERRORS:
+            raise StoreError(f"cannot read the store file ({exc})") from None
         raise WrongKey(
             "the key or passphrase does not open this store (or it is not an entrenous store)"
         ) from None
@@ -204,6 +239,58 @@ def _text(value: object) -> str:
     if type(value) is not str:
         raise _wrong_type()
     return value
+
+
+def _check_clean_shutdown(connection: Any) -> None:
+    """:class:`JournalLost` if the store was left open and its write-ahead log is gone.
+
+    Called only when no ``-wal`` file was beside the store before connecting, so what the
+    connection reads is the store file alone.
+    """
+    row = connection.execute(
+        "SELECT value FROM store_meta WHERE name = ?", (_OPEN_FLAG,)
+    ).fetchone()
+    if row is not None and row[0] == _OPEN:
+        raise JournalLost(
+            "the store was not closed cleanly and its write-ahead log (the -wal file beside it) "
+            "is missing: opening it would roll the conversations back and reuse message keys; "
+            "restore the -wal file beside the store and open again"
+        )
+
+
+def _clear_open_flag(connection: Any) -> None:
+    """Best effort, before a refused open closes a store whose log the close copies back."""
+    try:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        connection.execute("UPDATE store_meta SET value = ? WHERE name = ?", (_CLOSED, _OPEN_FLAG))
+    except sqlcipher.Error:
+        pass
+
+
+def _mark_open(connection: Any, flag: object) -> None:
+    """Make the store file itself say that a client has it open, before any change of the session.
+
+    The flag is committed, then the log is checkpointed into the store file and truncated: from
+    then on, a log lost after a crash is noticed by the next open (:func:`_check_clean_shutdown`).
+    """
+    with _guard():
+        if flag != _OPEN:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT INTO store_meta (name, value) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    (_OPEN_FLAG, _OPEN),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy is not None and busy[0]:
+        raise StoreError("the write-ahead log could not be checkpointed (the store is busy)")
 
 
 class _Guard:
@@ -298,6 +385,30 @@ class KeyFile:
             self._connection.close()
             raise
 
+    def check(self, conversations: Iterable[tuple[bytes, int]]) -> None:
+        """:class:`StoreCorrupt` unless the file is sound (``PRAGMA quick_check``) and holds the
+        current data key of every one of ``conversations`` (uid, generation).
+
+        Run after an unclean shutdown only: it reads every conversation.
+        """
+        with _guard():
+            sound = self._connection.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+            for uid, generation in conversations if sound else ():
+                if (
+                    self._connection.execute(
+                        "SELECT 1 FROM data_keys WHERE conversation_uid = ? AND generation = ?",
+                        (uid, generation),
+                    ).fetchone()
+                    is None
+                ):
+                    sound = False
+                    break
+        if not sound:
+            raise StoreCorrupt(
+                "the data-key file is damaged: a write of it was interrupted and its rollback "
+                "journal (the .keys-journal file beside it) is missing; restore that file"
+            )
+
     def create(self, conversation_uid: bytes, generation: int = 0) -> bytes:
         """A fresh data key for a conversation, committed to the key file before it is used.
 
@@ -390,14 +501,19 @@ class SqlCipherStore:
         "_depth",
         "_keys",
         "_lock",
+        "_marked",
         "_poisoned",
         "_remembered",
         "_session_uids",
         "path",
     )
 
-    def __init__(self, path: Path, connection: Any, keys: KeyFile, lock: StoreLock) -> None:
+    def __init__(
+        self, path: Path, connection: Any, keys: KeyFile, lock: StoreLock, *, marked: bool = False
+    ) -> None:
         self.path = path
+        #: Whether the store file says "open" for this session (see :func:`_mark_open`).
+        self._marked = marked
         self._connection = connection
         self._keys = keys
         self._lock: StoreLock | None = lock
@@ -454,6 +570,14 @@ class SqlCipherStore:
             _create_private_file(store)
         else:
             _check_existing_file(store, "store file")
+        # Looked at before connecting: reading a WAL-mode store creates an empty log.
+        try:
+            journal_size: int | None = journal_path(store).stat().st_size
+        except FileNotFoundError:
+            journal_size = None
+        journal_present = journal_size is not None
+        noted = closed_note(store).exists()
+        fold = False
         try:
             connection = _connect(store, store_key)
         except BaseException:
@@ -467,6 +591,8 @@ class SqlCipherStore:
                     raise SchemaTooNew(version, migrations.LATEST)
                 if version == 0 and not creating:
                     raise StoreCorrupt("the file is an SQLCipher database without a store schema")
+                if not creating and not journal_present and not noted:
+                    _check_clean_shutdown(connection)
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA synchronous = FULL")
                 connection.execute("PRAGMA secure_delete = ON")
@@ -480,19 +606,57 @@ class SqlCipherStore:
                 meta = dict(connection.execute("SELECT name, value FROM store_meta").fetchall())
             if meta.get("format") != FORMAT or "store_id" not in meta:
                 raise StoreCorrupt("the file is an SQLCipher database of another kind")
+            # Refused from here on, the connection's close still copies the log into the store
+            # file and removes it (SQLite does so): the flag must not survive that copy.
+            fold = journal_present and not creating and meta.get(_OPEN_FLAG) == _OPEN
             keys = KeyFile(
                 key_file_path(store),
                 key_file_key(store_key),
                 store_id=_blob(meta["store_id"]),
                 creating=creating,
             )
-            if creating:
-                marker.unlink()
-                _fsync_directory(store.parent)
+            try:
+                if not creating and meta.get(_OPEN_FLAG) == _OPEN:
+                    # The last session did not close cleanly: it may have died in the middle of
+                    # a write of the data-key file, whose rollback journal then repairs it. If
+                    # that journal was removed, the file is torn: refuse rather than use it.
+                    keys.check(
+                        (_blob(uid), _integer(generation))
+                        for uid, generation in connection.execute(
+                            "SELECT uid, key_generation FROM conversations"
+                        )
+                    )
+                # After a crash (a log is there), the store file is made to say "open" now:
+                # the log may hold a flag that never reached it. Otherwise the first
+                # transaction of the session does it (a session that only reads costs nothing).
+                # An empty log holds nothing: the store file is all there is (a store that
+                # is read-only for this process keeps an empty log after every open). A store
+                # file saying "open" already needs no new flag this session.
+                marked = meta.get(_OPEN_FLAG) == _OPEN
+                if journal_size and not creating:
+                    _mark_open(connection, meta.get(_OPEN_FLAG))
+                    marked = True
+                if noted:
+                    # The note goes before any change of this session.
+                    try:
+                        closed_note(store).unlink(missing_ok=True)
+                        _fsync_directory(store.parent)
+                    except OSError as exc:
+                        raise StoreError(
+                            f"cannot remove the .closed note ({exc.strerror})"
+                        ) from None
+                if creating:
+                    marker.unlink()
+                    _fsync_directory(store.parent)
+            except BaseException:
+                keys.close()
+                raise
         except BaseException:
+            if fold:
+                _clear_open_flag(connection)
             connection.close()
             raise
-        return cls(store, connection, keys, lock)
+        return cls(store, connection, keys, lock, marked=marked)
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -500,7 +664,14 @@ class SqlCipherStore:
         """One transaction; a nested call joins the outer one."""
         return _Transaction(self)
 
+    def _mark(self) -> None:
+        """Before the session's first change: the store file says it is open (JournalLost)."""
+        if not self._marked:
+            _mark_open(self._connection, None)
+            self._marked = True
+
     def _begin(self) -> None:
+        self._mark()
         with _guard():
             self._connection.execute("BEGIN IMMEDIATE")
         self._depth = 1
@@ -881,8 +1052,8 @@ class SqlCipherStore:
     def set_meta(self, name: str, value: bytes | None) -> None:
         """Create, replace or (``None``) remove a named store setting."""
         self._write()
-        if name in ("format", "store_id"):
-            raise UsageError("the store's format and id cannot be changed")
+        if name in ("format", "store_id", _OPEN_FLAG):
+            raise UsageError("the store's format, id and open flag cannot be changed")
         with _guard():
             if value is None:
                 self._connection.execute("DELETE FROM store_meta WHERE name = ?", (name,))
@@ -1117,6 +1288,8 @@ class SqlCipherStore:
             due = self._connection.execute(
                 "SELECT conversation_uid, below_generation FROM pending_shreds"
             ).fetchall()
+        if due:
+            self._mark()  # the key file changes first, before any transaction of the store
         for raw_uid, below in due:
             self._keys.destroy(_blob(raw_uid), _integer(below))
             with self.transaction(), _guard():
@@ -1332,11 +1505,36 @@ class SqlCipherStore:
             return
         try:
             self._forget_all()
+            flagged = self._mark_closed()
             self._keys.close()
             self._connection.close()
+            if not flagged:
+                # The flag could not be written (a full disk), but closing checkpointed the log
+                # into the store file and removed it: the store file is complete. An empty file
+                # says so (creating one needs no space); the next open removes it.
+                _note_clean_close(self.path)
         finally:
             self._lock.release()
             self._lock = None
+
+    def _mark_closed(self) -> bool:
+        """Say in the store file that it was closed cleanly; ``False`` if that failed.
+
+        Never raises: if the flag cannot be written (a full disk), :meth:`close` leaves the
+        ``.closed`` note instead.
+        """
+        if not self._marked:
+            return True
+        if self._depth:
+            return False
+        try:
+            with self.transaction(), _guard():
+                self._connection.execute(
+                    "UPDATE store_meta SET value = ? WHERE name = ?", (_CLOSED, _OPEN_FLAG)
+                )
+        except StoreError:
+            return False
+        return True
 
     def __repr__(self) -> str:
         return f"SqlCipherStore({self.path.name!r}, open={self._lock is not None})"

@@ -72,6 +72,22 @@ MAX_TIMER_MS = 100 * 365 * 86_400_000
 MIN_TIMER_MS = 1000
 
 
+def _clock_ms(clock: Callable[[], float]) -> int:
+    """The clock's time in ms; :class:`UsageError` if it is no time of the years 1970 to 9999.
+
+    That range is what a message carries and a ``datetime`` holds. A clock jumping anywhere
+    inside it is obeyed (spec/hardening.md, FLT-07); outside, every call that reads it refuses.
+    """
+    now = clock()
+    try:
+        ms = int(now * 1000)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError("the clock did not return a time (seconds since the epoch)") from None
+    if not 0 <= ms <= payload_codec.MAX_TIME_MS:
+        raise UsageError("the clock returned a time outside the years 1970 to 9999")
+    return ms
+
+
 def _to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -484,8 +500,8 @@ class Client:
             lock.release()
             raise
         try:
-            now = clock() if clock is not None else time.time()
-            identity, prekeys = cls._load_or_create(store, int(now))
+            now = _clock_ms(clock or time.time) // 1000
+            identity, prekeys = cls._load_or_create(store, now)
             client = cls(store, identity, prekeys, clock or time.time)
             stored = store.meta(_POLICY)
             if stored is not None:
@@ -564,7 +580,7 @@ class Client:
             )
 
     def _now_ms(self) -> int:
-        return int(self._clock() * 1000)
+        return _clock_ms(self._clock)
 
     # --- identity and prekeys ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Fixtures of the fault campaign: a store with known content, built once and copied per test.
 
-Adds the store, compliance and crash tests' folders to ``sys.path`` (as tests/client/conftest.py
-does), so that their helpers can be imported.
+Adds the store and compliance tests' folders and the tests folder itself to ``sys.path``
+(as tests/client/conftest.py does), so that their helpers can be imported.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 _HERE = Path(__file__).resolve().parent
-for _folder in ("store", "compliance", "crash"):
-    _path = str(_HERE.parent / _folder)
+for _path in [str(_HERE.parent / f) for f in ("store", "compliance")] + [
+    str(_HERE.parent)  # cli_support
+]:
     if _path not in sys.path:
         sys.path.insert(0, _path)
 

@@ -7,7 +7,9 @@ after the imports), ``open_under_fault`` (open the clients after the fault, or b
 ``ops``: names like ``send:bank``, ``receive:customer``, ``receive_many:bank``, ``sweep:bank``,
 ``erase:bank``, ``apply_policy:bank``, ``record_consent:bank``, ``hold:bank``, ``bundle:bank``,
 ``start:customer``, ``close:bank``, ``reopen:bank``, ``kill:-`` (SIGKILL itself) and
-``spill_keys:bank`` (SIGKILL itself in the middle of a write of the data-key file). Each line
+``spill_keys:bank`` (SIGKILL itself in the middle of a write of the data-key file), ``advance:-``
+(the clients' clock jumps 60 days ahead) and, with ``fault_later``, ``fault:-`` (the fault
+starts there). Each line
 says whether the operation returned and, if not, the class, module and bases of what it raised;
 a send that returned gives its text and envelope, a receive the ids of the messages it returned.
 """
@@ -19,7 +21,9 @@ import os
 import resource
 import signal
 import sys
+import time
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,8 @@ class Worker:
         self.pending: dict[str, list[bytes]] = {"bank": [], "customer": []}  # to deliver to
         self.bundle: bytes | None = None
         self.count = 0
+        self.offset = 0.0  # seconds added to the real time (``advance:-``)
+        self.fault: Callable[[], None] = lambda: None
         self.run_id = os.urandom(4).hex()  # texts unique across runs on one world
 
     def open(self, side: str) -> None:
@@ -73,8 +79,11 @@ class Worker:
             old.close()
             self.clients[side] = None
         self.clients[side] = Client.open(
-            self.dir / f"{side}.db", key=bytes.fromhex(self.spec[f"{side}_key"])
+            self.dir / f"{side}.db", key=bytes.fromhex(self.spec[f"{side}_key"]), clock=self.clock
         )
+
+    def clock(self) -> float:
+        return time.time() + self.offset
 
     def conv(self, side: str) -> Conversation:
         client = self.clients[side]
@@ -89,6 +98,14 @@ class Worker:
         self.count += 1
         if name == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if name == "advance":
+            self.offset += 60 * 86_400
+            record["ok"] = True
+            return record
+        if name == "fault":
+            self.fault()
+            record["ok"] = True
+            return record
         if client is None and name not in ("open", "reopen"):
             record["skipped"] = "no open client"
             record["ok"] = True
@@ -176,7 +193,10 @@ def main() -> None:
     if not spec.get("open_under_fault"):
         worker.open("bank")
         worker.open("customer")
-    fault()
+    if spec.get("fault_later"):
+        worker.fault = fault  # applied by the operation ``fault:-``
+    else:
+        fault()
     emit({"op": "fault", "side": "-", "ok": True})
     for op in spec["ops"]:
         try:

@@ -92,6 +92,30 @@ def test_the_checkpoint_cannot_grow_the_store_file(world: World) -> None:
     check_kept(world, before_bank, before_customer, outcome)
 
 
+@pytest.mark.req("FLT-01")
+@pytest.mark.parametrize("limit", [8 * 1024, 64 * 1024])
+def test_a_sweep_and_an_erasure_with_work_to_do(world: World, limit: int) -> None:
+    """Messages that expire (default retention, 30 days), the clock 60 days on, then the limit:
+    the sweep and the erasure fail typed and whole (each batch with its audit event)."""
+    before_bank, before_customer = snapshots(world)
+    ops = [
+        "bundle:bank",
+        "start:customer",
+        "receive:bank",
+        *["send:customer", "receive:bank", "send:bank", "receive:customer"] * 3,
+        "advance:-",
+        "fault:-",
+        "sweep:bank",
+        "erase:bank",
+        "sweep:bank",
+        "close:bank",
+    ]
+    outcome = run_worker(world, fsize=limit, fault_later=True, ops=ops)
+    assert_typed(outcome)
+    assert [r["ok"] for r in outcome.results if r["op"] == "sweep"] == [False, False]
+    check_kept(world, before_bank, before_customer, outcome)
+
+
 @pytest.mark.req("FLT-01", "FLT-02")
 def test_opening_when_the_index_file_cannot_grow(world: World) -> None:
     """The shared-memory index (32 KiB) cannot be created: the open is refused with a plain

@@ -234,3 +234,19 @@ def test_a_kill_in_a_key_file_write_is_repaired_by_its_journal(world: World) -> 
     before_bank, before_customer = snapshots(world)
     outcome = run_worker(world, killed=True, ops=["send:bank", "spill_keys:bank"])
     check_kept(world, before_bank, before_customer, outcome)
+
+
+@pytest.mark.req("FLT-03", "STO-12")
+def test_the_command_line_reports_a_lost_log(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_support import one_error_line, run
+
+    run_worker(world, killed=True, ops=["send:bank", "kill:-"])
+    wal(world.bank_path).unlink()
+    key = tmp_path / "bank.key"
+    key.write_text(world.bank_key.hex() + "\n")
+    key.chmod(0o600)
+    result = run(capsys, "audit", "verify", "--store", world.bank_path, "--key-file", key)
+    assert result.status == 3  # EXIT_STORE
+    assert "restore the -wal file" in one_error_line(result)

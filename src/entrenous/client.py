@@ -45,6 +45,7 @@ from entrenous.errors import (
     MalformedEnvelope,
     SafetyNumberMismatch,
     StoreCorrupt,
+    StoreError,
     UnknownConversation,
     UsageError,
 )
@@ -1566,7 +1567,15 @@ class Client:
                     for record in targets:
                         self._sessions.pop(record.uid, None)
                 self._store.shred_pending()
-            self._store.truncate_journal()
+            try:
+                self._store.truncate_journal()
+            except StoreError as exc:
+                # Committed already: say so, rather than "nothing was changed" (FLT-01).
+                raise StoreError(
+                    "the erasure is committed and its receipt kept (erasure_receipts()), but the "
+                    f"write-ahead log could not be truncated ({exc}); closing the client "
+                    "truncates it"
+                ) from None
             return receipt
 
     def _retained(self, record: ConversationRecord) -> Retained | None:

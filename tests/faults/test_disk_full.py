@@ -20,17 +20,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from compliance_support import Clock
 from fault_support import (
+    Outcome,
     World,
     assert_typed,
     check_kept,
+    integrity,
     observe,
     python,
     run_worker,
     worker_env,
 )
+from store_support import StatementSpy
 
 from entrenous import Client
+from entrenous.errors import StoreCorrupt, StoreError
 
 _MOUNT, _UMOUNT = shutil.which("mount") or "", shutil.which("umount") or ""
 #: Every operation that writes, in an order that leaves work for the next one.
@@ -113,6 +118,30 @@ def test_a_sweep_and_an_erasure_with_work_to_do(world: World, limit: int) -> Non
     outcome = run_worker(world, fsize=limit, fault_later=True, ops=ops)
     assert_typed(outcome)
     assert [r["ok"] for r in outcome.results if r["op"] == "sweep"] == [False, False]
+    check_kept(world, before_bank, before_customer, outcome)
+
+
+@pytest.mark.req("FLT-01", "FLT-03")
+def test_a_close_that_cannot_checkpoint_keeps_the_log_and_its_protection(world: World) -> None:
+    """The store file cannot grow: the log keeps the session at the close (no .closed note, the
+    flag stays "open"), and losing that log afterwards is refused, never opened as it is."""
+    before_bank, before_customer = snapshots(world)
+    limit = os.path.getsize(world.bank_path)
+    # The session grows the store past its file (in the log), then the limit comes.
+    ops = ["send:customer", "receive:bank"] * 40 + ["fault:-", "close:bank"]
+    outcome = run_worker(world, fsize=limit, fault_later=True, ops=ops)
+    assert_typed(outcome)
+    assert len(outcome.received("bank")) == 40
+    log = world.bank_path.with_name("bank.db-wal")
+    assert log.stat().st_size > 0, "the close checkpointed: the test proves nothing"
+    assert not world.bank_path.with_name("bank.db.closed").exists()
+    saved = log.read_bytes()
+    log.unlink()
+    # The close's checkpoint was cut short: the store file is half written, and without its
+    # log it reads as damaged, or says it was left open.
+    with pytest.raises(StoreCorrupt, match="restore"):
+        world.open_bank()
+    log.write_bytes(saved)
     check_kept(world, before_bank, before_customer, outcome)
 
 
@@ -215,3 +244,45 @@ def test_a_real_full_tmpfs(world_template: World, tmp_path: Path) -> None:
         check_kept(world, before_bank, before_customer, outcome)
     finally:
         subprocess.run([_UMOUNT, "-l", str(mount)], check=False)  # noqa: S603
+
+
+@pytest.mark.req("FLT-01", "FLT-03")
+def test_the_close_writes_closed_only_after_a_whole_checkpoint(world: World) -> None:
+    """If the close's checkpoint fails, the flag is not written (a half-written store file must
+    never say "closed"); the close leaves the note only once SQLite's own close removed the log."""
+    bank = world.open_bank()
+    bank.conversation(world.kept_bank).send("a change: the session flags the store")
+    spy = StatementSpy(bank._store._connection, fail_on="PRAGMA WAL_CHECKPOINT")
+    bank._store._connection = spy
+    bank.close()
+    assert spy.count("PRAGMA WAL_CHECKPOINT") == 1
+    assert spy.count("UPDATE STORE_META") == 0
+    assert world.bank_path.with_name("bank.db.closed").exists()
+    check_kept(world, *snapshots(world), Outcome())
+
+
+@pytest.mark.req("FLT-01")
+def test_a_sweep_or_an_erasure_whose_log_cannot_be_truncated_says_it_committed(
+    world: World,
+) -> None:
+    """Their deletions commit, then the log is truncated (ERA-02): a truncation that fails
+    (a full disk: the store file cannot grow) must not read as "nothing was changed"."""
+    clock = Clock(world.start + 400 * 86_400)  # the world's uncategorised messages expired
+    with world.open_bank(clock) as bank, world.open_customer(clock) as customer:
+        conv = customer.start_conversation(bank.prekey_bundle())
+        started = bank.receive(conv.send("erase me")).conversation
+        clock.now += 40 * 86_400
+        for call, claim in (
+            (bank.sweep, "the sweep deleted 1 message, but"),
+            (lambda: bank.erase(conversation=started), "the erasure is committed"),
+        ):
+            real = bank._store._connection
+            bank._store._connection = StatementSpy(real, fail_on="PRAGMA WAL_CHECKPOINT")
+            with pytest.raises(StoreError, match=claim):
+                call()
+            bank._store._connection = real
+        assert [r.target for r in bank.erasure_receipts()][-1] == started.id
+        assert started.id not in [c.id for c in bank.conversations()]
+    with world.open_bank() as bank:
+        integrity(bank)
+        assert started.id not in [c.id for c in bank.conversations()]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from entrenous.compliance import audit
+from entrenous.errors import StoreError
 from entrenous.store.base import Store
 
 #: Messages deleted per transaction by a sweep.
@@ -121,5 +122,13 @@ def sweep(
             if len(due) < batch:
                 break
     if total:
-        store.truncate_journal()
+        try:
+            store.truncate_journal()
+        except StoreError as exc:
+            # Committed already: say so, rather than "nothing was changed" (FLT-01).
+            raise StoreError(
+                f"the sweep deleted {total} message{'' if total == 1 else 's'}, but the "
+                "write-ahead log could not be "
+                f"truncated ({exc}); closing the client truncates it"
+            ) from None
     return SweepReport(now, False, total, by_conversation, store.next_expiry(), held)

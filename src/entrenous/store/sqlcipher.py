@@ -580,6 +580,18 @@ class SqlCipherStore:
         fold = False
         try:
             connection = _connect(store, store_key)
+        except StoreCorrupt:
+            if creating:
+                store.unlink(missing_ok=True)
+                raise
+            if journal_present:
+                raise
+            # A checkpoint cut short (a full disk) leaves the store file half written until the
+            # log completes it: without the log, it reads as damaged.
+            raise StoreCorrupt(
+                "the store file is damaged or truncated; if its write-ahead log (the -wal file "
+                "beside it) was removed, restore it"
+            ) from None
         except BaseException:
             if creating:
                 store.unlink(missing_ok=True)
@@ -626,12 +638,11 @@ class SqlCipherStore:
                             "SELECT uid, key_generation FROM conversations"
                         )
                     )
-                # After a crash (a log is there), the store file is made to say "open" now:
-                # the log may hold a flag that never reached it. Otherwise the first
-                # transaction of the session does it (a session that only reads costs nothing).
-                # An empty log holds nothing: the store file is all there is (a store that
-                # is read-only for this process keeps an empty log after every open). A store
-                # file saying "open" already needs no new flag this session.
+                # A store file saying "open" already needs no new flag this session. After a
+                # crash (a log with frames is there), the store file is made to say "open" now:
+                # the log may hold a flag that never reached it. Otherwise the first change of
+                # the session does it (a session that only reads costs nothing). An empty log
+                # holds nothing (a store that this process can only read keeps one).
                 marked = meta.get(_OPEN_FLAG) == _OPEN
                 if journal_size and not creating:
                     _mark_open(connection, meta.get(_OPEN_FLAG))
@@ -1508,10 +1519,11 @@ class SqlCipherStore:
             flagged = self._mark_closed()
             self._keys.close()
             self._connection.close()
-            if not flagged:
+            if not flagged and not journal_path(self.path).exists():
                 # The flag could not be written (a full disk), but closing checkpointed the log
                 # into the store file and removed it: the store file is complete. An empty file
-                # says so (creating one needs no space); the next open removes it.
+                # says so (creating one needs no space); the next open removes it. A log still
+                # there holds the session: no note, so that losing it is still noticed.
                 _note_clean_close(self.path)
         finally:
             self._lock.release()
@@ -1528,6 +1540,9 @@ class SqlCipherStore:
         if self._depth:
             return False
         try:
+            # Everything of the session into the store file first: a flag saying "closed" must
+            # never reach a store file that a failing checkpoint left half written.
+            self.truncate_journal()
             with self.transaction(), _guard():
                 self._connection.execute(
                     "UPDATE store_meta SET value = ? WHERE name = ?", (_CLOSED, _OPEN_FLAG)

@@ -37,6 +37,7 @@ from compliance_support import POLICY
 from store_support import raw_connect, spec_key_file_key
 
 # Imported before any fault: a worker that drops its privileges cannot read them afterwards.
+import entrenous.cli
 import entrenous.compliance.export
 import entrenous.store.sqlcipher  # noqa: F401
 

@@ -23,6 +23,9 @@ import pytest
 from fault_support import World, assert_typed, check_kept, observe, run_worker
 from store_support import assert_unchanged, snapshot
 from test_disk_full import WRITES
+from test_journal_lost import BUSY, wal
+
+from entrenous.errors import JournalLost
 
 NOBODY = 65534
 OPENS = ["open:bank", "open:customer"]
@@ -133,3 +136,30 @@ def test_a_read_only_key_file_refuses_every_change_that_needs_it(shared_world: W
     assert "read-only" in first["message"]
     unprotect(world)
     check_kept(world, before_bank, before_customer, outcome)
+
+
+@pytest.mark.req("FLT-03", "FLT-05")
+def test_a_refused_open_that_cannot_write_leaves_no_log_to_hide_the_loss(
+    shared_world: World,
+) -> None:
+    """A killed session's log is deleted; a process that can only read the store files tries to
+    open it and is refused (JournalLost). It must leave no empty ``-wal`` behind: SQLite creates
+    one when it reads a WAL store and, read-only, cannot remove it at the close, and an empty log
+    beside the store made the next open skip the check and roll the store back in silence."""
+    world = shared_world
+    outcome = run_worker(world, killed=True, ops=[*BUSY, "kill:-"])
+    assert len(outcome.sent("bank")) == 2
+    for store in (world.bank_path, world.customer_path):
+        wal(store).unlink()
+    uid = protect(world, files=0o400, directory=0o700)
+    for lock in world.directory.glob("*.lock"):
+        lock.chmod(0o600)
+    refused = run_worker(world, uid=uid, open_under_fault=True, ops=OPENS)
+    opens = [r for r in refused.results if r["op"] == "open"]
+    assert [(r["ok"], r["error"]) for r in opens] == [(False, "JournalLost")] * 2, opens
+    unprotect(world)
+    for store in (world.bank_path, world.customer_path):
+        assert not wal(store).exists(), "the refused open left a log beside the store"
+    for opener in (world.open_bank, world.open_customer):
+        with pytest.raises(JournalLost):
+            opener()

@@ -162,10 +162,21 @@ def _check_existing_file(path: Path, what: str) -> None:
 _FILE_SYSTEM_ERRORS = frozenset({3, 8, 10, 13, 14})
 
 
-def _connect(path: Path, key: bytes) -> Any:
-    """Open ``path`` with ``key``; :class:`WrongKey` if the key does not decrypt page 1."""
+def _connect(path: Path, key: bytes, *, immutable: bool = False) -> Any:
+    """Open ``path`` with ``key``; :class:`WrongKey` if the key does not decrypt page 1.
+
+    ``immutable``: read the store file alone, creating nothing beside it (no ``-wal``, ``-shm``).
+    """
     try:
-        connection = sqlcipher.connect(str(path), isolation_level=None, check_same_thread=False)
+        if immutable:
+            connection = sqlcipher.connect(
+                path.absolute().as_uri() + "?immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        else:
+            connection = sqlcipher.connect(str(path), isolation_level=None, check_same_thread=False)
     except sqlcipher.Error as exc:
         raise StoreError(f"cannot open the store file ({exc})") from None
     try:
@@ -241,15 +252,27 @@ def _text(value: object) -> str:
     return value
 
 
-def _check_clean_shutdown(connection: Any) -> None:
+def _check_clean_shutdown(store: Path, key: bytes) -> None:
     """:class:`JournalLost` if the store was left open and its write-ahead log is gone.
 
-    Called only when no ``-wal`` file was beside the store before connecting, so what the
-    connection reads is the store file alone.
+    Called only when no ``-wal`` file is beside the store. It reads the store file alone, on a
+    connection that creates nothing: a refused open must leave no empty ``-wal`` behind (one that
+    a process that can only read the store cannot remove, or a kill leaves), since the next open
+    would take it for the log and skip this check.
     """
-    row = connection.execute(
-        "SELECT value FROM store_meta WHERE name = ?", (_OPEN_FLAG,)
-    ).fetchone()
+    connection = _connect(store, key, immutable=True)
+    try:
+        with _guard():
+            version = _integer(connection.execute("PRAGMA user_version").fetchone()[0])
+            row = (
+                connection.execute(
+                    "SELECT value FROM store_meta WHERE name = ?", (_OPEN_FLAG,)
+                ).fetchone()
+                if version
+                else None
+            )
+    finally:
+        connection.close()
     if row is not None and row[0] == _OPEN:
         raise JournalLost(
             "the store was not closed cleanly and its write-ahead log (the -wal file beside it) "
@@ -579,7 +602,11 @@ class SqlCipherStore:
         noted = closed_note(store).exists()
         fold = False
         try:
+            if not creating and not journal_present and not noted:
+                _check_clean_shutdown(store, store_key)
             connection = _connect(store, store_key)
+        except JournalLost:
+            raise
         except StoreCorrupt:
             if creating:
                 store.unlink(missing_ok=True)
@@ -603,8 +630,6 @@ class SqlCipherStore:
                     raise SchemaTooNew(version, migrations.LATEST)
                 if version == 0 and not creating:
                     raise StoreCorrupt("the file is an SQLCipher database without a store schema")
-                if not creating and not journal_present and not noted:
-                    _check_clean_shutdown(connection)
                 connection.execute("PRAGMA journal_mode = WAL")
                 connection.execute("PRAGMA synchronous = FULL")
                 connection.execute("PRAGMA secure_delete = ON")

@@ -16,7 +16,8 @@ import pytest
 from store_support import PASSPHRASE, Template, assert_unchanged, kdf_file, snapshot
 
 from entrenous import Client
-from entrenous.errors import StoreLocked
+from entrenous.errors import JournalLost, StoreLocked
+from entrenous.store.sqlcipher import SqlCipherStore
 
 #: A child process: opens the store given in argv[1] with the key in $STORE_KEY, prints one line
 #: ("opened" or the error's class name and the seconds it took) and, with argv[2] == "hold",
@@ -310,3 +311,57 @@ def test_a_forked_child_neither_keeps_nor_releases_the_owners_lock(
         if owner.poll() is None:
             owner.kill()
         owner.communicate(timeout=60)
+
+
+#: Opens a store (the low-level API) in argv[1], changes it, forks. The forked child tries a
+#: change and closes its copy; the owner then checkpoints, changes the store again and is killed
+#: (its last change in the log only). Prints what the child saw.
+STORE_FORKER = textwrap.dedent(
+    """
+    import os, sys
+    from entrenous.errors import UsageError
+    from entrenous.store.sqlcipher import SqlCipherStore
+    store = SqlCipherStore.open(sys.argv[1], b"k" * 32)
+    with store.transaction():
+        store.set_meta("x", b"before the fork")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with store.transaction():
+                store.set_meta("x", b"written by the child")
+            seen = "usable"
+        except UsageError:
+            seen = "UsageError"
+        store.close()
+        os.write(write, seen.encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(os.read(read, 100).decode(), flush=True)
+    store.truncate_journal()
+    with store.transaction():
+        store.set_meta("x", b"after the fork")
+    os.kill(os.getpid(), 9)
+    """
+)
+
+
+@pytest.mark.req("FLT-52", "FLT-03")
+def test_a_forked_child_can_neither_change_nor_close_the_owners_store(tmp_path: Path) -> None:
+    """Regression: a child forked from a process holding a ``SqlCipherStore`` could still
+    change the store through its copy, and its close() committed the "closed" flag into the
+    owner's live store: the owner killed later, its log lost, the store opened rolled back
+    without a word. Now both raise UsageError / only drop the child's copy."""
+    path = tmp_path / "s.db"
+    done = subprocess.run(  # noqa: S603 - fixed command: this interpreter and STORE_FORKER
+        [sys.executable, "-c", STORE_FORKER, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.stdout.split() == ["UsageError"], done.stdout
+    path.with_name(path.name + "-wal").unlink()
+    with pytest.raises(JournalLost):
+        SqlCipherStore.open(path, b"k" * 32)

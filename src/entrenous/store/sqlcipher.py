@@ -525,6 +525,7 @@ class SqlCipherStore:
         "_keys",
         "_lock",
         "_marked",
+        "_pid",
         "_poisoned",
         "_remembered",
         "_session_uids",
@@ -537,6 +538,8 @@ class SqlCipherStore:
         self.path = path
         #: Whether the store file says "open" for this session (see :func:`_mark_open`).
         self._marked = marked
+        #: The process that opened it: a child made by ``fork()`` may neither change nor close it.
+        self._pid = os.getpid()
         self._connection = connection
         self._keys = keys
         self._lock: StoreLock | None = lock
@@ -700,8 +703,17 @@ class SqlCipherStore:
         """One transaction; a nested call joins the outer one."""
         return _Transaction(self)
 
+    def _owner(self) -> None:
+        """:class:`UsageError` in a child forked from the process that opened the store."""
+        if self._pid != os.getpid():
+            raise UsageError(
+                "this store was opened by the parent of this forked process; open it in the "
+                "process that uses it"
+            )
+
     def _mark(self) -> None:
         """Before the session's first change: the store file says it is open (JournalLost)."""
+        self._owner()
         if not self._marked:
             _mark_open(self._connection, None)
             self._marked = True
@@ -1365,6 +1377,7 @@ class SqlCipherStore:
 
     def truncate_journal(self) -> None:
         """Checkpoint the write-ahead log into the store and truncate it to zero bytes."""
+        self._owner()
         if self._depth:
             raise RuntimeError("the journal can only be truncated outside a transaction")
         with _guard():
@@ -1536,8 +1549,16 @@ class SqlCipherStore:
         return bool(rows == [("ok",)])
 
     def close(self) -> None:
-        """Close both files and release the lock; idempotent."""
+        """Close both files and release the lock; idempotent.
+
+        In a child forked from the process that opened the store, only the child's copy of the
+        lock's descriptor is closed: the store, its files and its flag stay the owner's (FLT-52).
+        """
         if self._lock is None:
+            return
+        if self._pid != os.getpid():
+            self._lock.release()
+            self._lock = None
             return
         try:
             self._forget_all()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import weakref
 from pathlib import Path
 
@@ -30,28 +31,32 @@ class StoreLock:
 
     def __init__(self, store: Path) -> None:
         self.path = store.with_name(store.name + ".lock")
-        try:
-            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StoreError(f"cannot create the lock file ({exc.strerror})") from None
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            self._fd = None
-            raise StoreLocked("the store is open in another process or client") from None
-        self._pid = os.getpid()
-        _HELD.add(self)
+        # No fork between the open and the registration (another thread forking): the child
+        # would inherit a descriptor, and with it the lock, that its at-fork hook cannot see.
+        with _FORKING:
+            try:
+                self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StoreError(f"cannot create the lock file ({exc.strerror})") from None
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._fd)
+                self._fd = None
+                raise StoreLocked("the store is open in another process or client") from None
+            self._pid = os.getpid()
+            _HELD.add(self)
 
     def release(self) -> None:
         """Release the lock; idempotent. In another process than the owner (a forked child), only
         this process's descriptor is closed: the owner keeps its lock."""
-        if self._fd is not None:
-            if self._pid == os.getpid():
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-        _HELD.discard(self)
+        with _FORKING:
+            if self._fd is not None:
+                if self._pid == os.getpid():
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
+            _HELD.discard(self)
 
     def _drop_inherited(self) -> None:
         """In a forked child: close the inherited descriptor, leaving the owner's lock alone."""
@@ -62,12 +67,21 @@ class StoreLock:
 
 #: The locks this process holds, so that a forked child can drop its copies of them.
 _HELD: weakref.WeakSet[StoreLock] = weakref.WeakSet()
+#: Held while a lock is taken or released and across a fork, so that a fork never sees a lock
+#: half taken (a descriptor open but not in ``_HELD``) or half released (a closed descriptor
+#: still recorded, whose number may already be another file's).
+_FORKING = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
     for lock in list(_HELD):
         lock._drop_inherited()
     _HELD.clear()
+    _FORKING.release()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_FORKING.acquire,
+    after_in_parent=_FORKING.release,
+    after_in_child=_after_fork_in_child,
+)

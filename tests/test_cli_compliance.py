@@ -463,18 +463,18 @@ def test_an_export_removes_what_a_killed_export_left_and_nothing_else(
 ) -> None:
     output = tmp_path / "export.json"
     # A writer killed before its rename leaves its temporary file, maybe with the export in it.
-    killed = tmp_path / ".export.json.k1ll3d.tmp"
+    killed = tmp_path / ".export.json.k1ll3d_x.tmp"
     killed.write_text('{"half an export": ', encoding="utf-8")
     killed.chmod(0o600)
     _old(killed)
     # A live writer's temporary file is locked; a fresh one may not be locked yet; others are
     # not this target's.
-    live = tmp_path / ".export.json.l1v3.tmp"
+    live = tmp_path / ".export.json.l1v3wr1t.tmp"
     live.write_bytes(b"")
     _old(live)
-    fresh = tmp_path / ".export.json.fr3sh.tmp"
+    fresh = tmp_path / ".export.json.fr3sh_wr.tmp"
     fresh.write_bytes(b"")
-    other = tmp_path / ".receipt.json.0th3r.tmp"
+    other = tmp_path / ".receipt.json.0th3r_wr.tmp"
     other.write_bytes(b"")
     _old(other)
     with live.open("rb") as holder:
@@ -488,6 +488,21 @@ def test_an_export_removes_what_a_killed_export_left_and_nothing_else(
     _old(fresh)
     assert sorted(cli_output.remove_leftovers(output)) == sorted([live, fresh])
     assert other.exists()
+
+
+@pytest.mark.req("CLI-08")
+def test_only_this_targets_own_temporary_names_are_leftovers(tmp_path: Path) -> None:
+    """Regression: every old, unlocked ``.<target>.*.tmp`` was taken for a leftover, so writing
+    ``a`` removed another target's temporary file (``.a.b.<random>.tmp`` of ``a.b``) and files
+    that the command line never made (``.a.backup.tmp``). Only the names that the writer makes
+    (the prefix, eight characters of ``tempfile``'s alphabet, the suffix) are leftovers."""
+    target = tmp_path / "a"
+    names = (".a.k1ll3d_x.tmp", ".a.b.k1ll3d_x.tmp", ".a.backup.tmp", ".a.my notes.tmp")
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    ours, *others = [_old(tmp_path / name) for name in names]
+    assert cli_output.remove_leftovers(target) == [ours]
+    assert all(path.exists() for path in others)
 
 
 @pytest.mark.req("CLI-08")

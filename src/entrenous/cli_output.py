@@ -228,20 +228,24 @@ def _temporary_prefix(path: Path) -> str:
 def remove_leftovers(path: Path) -> list[Path]:
     """Remove the temporary files of ``path`` that a killed writer left; return them.
 
-    A temporary file is a leftover when it is a regular file of this user, at least ten seconds
-    old, that no writer holds locked (a writer holds its lock until the rename, and the lock
-    goes with its process).
+    A temporary file is a leftover when its name is one the writer makes for ``path``
+    (``.<name>.`` and eight characters of :func:`tempfile.mkstemp`'s alphabet, then ``.tmp``), it
+    is a regular file of this user, at least ten seconds old, that no writer holds locked (a
+    writer holds its lock until the rename, and the lock goes with its process).
     """
-    prefix = _temporary_prefix(path)
+    # Exactly the names the writer makes: tempfile.mkstemp puts eight characters of its alphabet
+    # between prefix and suffix. A looser match took other files for leftovers: another target's
+    # (".a.b.<random>.tmp" for target "a") or a file the user named ".a.backup.tmp".
+    own = re.compile(
+        re.escape(_temporary_prefix(path)) + r"[a-z0-9_]{8}" + re.escape(_TEMPORARY_SUFFIX)
+    )
     removed: list[Path] = []
     try:
         names = os.listdir(path.parent)
     except OSError:
         return removed  # creating the temporary file will say what is wrong
     for name in names:
-        if not (name.startswith(prefix) and name.endswith(_TEMPORARY_SUFFIX)):
-            continue
-        if len(name) <= len(prefix) + len(_TEMPORARY_SUFFIX):
+        if not own.fullmatch(name):
             continue
         candidate = path.parent / name
         try:

@@ -78,11 +78,21 @@ def dumps(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
 
+#: The last millisecond of the year 9999 (entrenous.payload.MAX_TIME_MS).
+_LAST_MS = 253402300799999
+
+
+def _moment(ms: int) -> datetime:
+    """A time in ms as a datetime; one past the year 9999 (an expiry no clock reaches) as the
+    last millisecond of that year."""
+    return datetime.fromtimestamp(min(ms, _LAST_MS) / 1000, tz=UTC)
+
+
 def iso_ms(ms: int | None) -> str | None:
     """An ISO 8601 UTC time with milliseconds (``2026-01-01T00:00:00.000Z``), or ``None``."""
     if ms is None:
         return None
-    return iso_time(datetime.fromtimestamp(ms / 1000, tz=UTC))
+    return iso_time(_moment(ms))
 
 
 def iso_time(moment: datetime | None) -> str | None:
@@ -97,7 +107,7 @@ def human_time(moment: datetime | int | None, *, never: str = "never") -> str:
     if moment is None:
         return never
     if isinstance(moment, int):
-        moment = datetime.fromtimestamp(moment / 1000, tz=UTC)
+        moment = _moment(moment)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

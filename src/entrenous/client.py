@@ -90,7 +90,9 @@ def _clock_ms(clock: Callable[[], float]) -> int:
 
 
 def _to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    # An expiry may lie past the year 9999 (a long retention on a late clock): no datetime holds
+    # it and no clock reaches it (FLT-07), so it reads as the last millisecond of that year.
+    return datetime.fromtimestamp(min(ms, payload_codec.MAX_TIME_MS) / 1000, tz=UTC)
 
 
 def _new_conversation(

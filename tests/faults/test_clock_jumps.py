@@ -12,6 +12,7 @@ ValueError, OverflowError).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from compliance_support import START, Clock, Parties, parties
 from fault_support import integrity
 from store_support import logical_state
 
+from entrenous import cli_output
 from entrenous.errors import ConsentRequired, UnknownPrekey, UsageError
 
 MINUTE, DAY, YEAR = 60.0, 86_400.0, 365 * 86_400.0
@@ -179,3 +181,28 @@ def test_a_clock_outside_the_years_1970_to_9999_is_refused(
     clock.now = START + MINUTE
     talk(clocked, "after")
     assert contents(clocked)[-4:] == ["kept", "re: kept", "after", "re: after"]
+
+
+@pytest.mark.req("FLT-07")
+def test_expiries_past_the_year_9999_stay_readable(clocked: Parties) -> None:
+    """Regression: a clock late in the year 9999 (inside the range the client accepts) and a
+    retention period reaching past it stored an expiry that no ``datetime`` holds: history,
+    next_sweep_at and the receipt of a timer change raised a builtin ValueError ("year 10000 is
+    out of range"), and the conversation's history could not be read again. An expiry past the
+    year 9999 is kept as it is (no clock reaches it) and reads as that year's last millisecond."""
+    clocked.clock.now = datetime(9999, 12, 20, tzinfo=UTC).timestamp()
+    talk(clocked, "late")  # the bank's default: 30 days
+    last = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    assert clocked.bank.next_sweep_at() is not None
+    for message in clocked.bank_conv.history(2):
+        assert message.expires_at is not None and message.expires_at <= last
+    clocked.bank_conv.set_category("contract")  # 10 to 11 years: recomputed by the store
+    assert all(m.expires_at is not None for m in clocked.bank_conv.history(2))
+    envelope = clocked.bank_conv.set_disappearing(timedelta(days=30))
+    clocked.customer.receive(envelope)
+    assert clocked.customer_conv.history(1)[0].expires_at is not None
+    clocked.bank_conv.set_subject("cust-9")
+    exported = clocked.bank.export("cust-9")
+    assert "9999-12-31T23:59:59." in json.dumps(exported)
+    assert (cli_output.iso_ms(2**53) or "").startswith("9999-12-31T23:59:59.")
+    assert cli_output.human_time(2**53) == "9999-12-31 23:59:59 UTC"

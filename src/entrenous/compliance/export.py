@@ -28,7 +28,8 @@ def iso(ms: int | None) -> str | None:
     """An ISO 8601 UTC time with milliseconds, or ``None``."""
     if ms is None:
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    # An expiry past the year 9999 (no clock reaches it) reads as the last millisecond of it.
+    moment = datetime.fromtimestamp(min(ms, payload_codec.MAX_TIME_MS) / 1000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

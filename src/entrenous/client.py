@@ -1358,7 +1358,10 @@ class Client:
                 notice_sha256=bytes.fromhex(digest),
                 at_ms=now,
                 subject=subject,
-                expires_at=None if not give or valid_ms is None else now + valid_ms,
+                # Ending with the year 9999 at the latest (sooner than asked, never longer).
+                expires_at=None
+                if not give or valid_ms is None
+                else min(now + valid_ms, payload_codec.MAX_TIME_MS),
             )
             with self._store.transaction():
                 ledger.append(self._store, record, key=subject, at=now, source="recorded")

@@ -25,6 +25,7 @@ from entrenous import cli_output
 from entrenous.errors import ConsentRequired, UnknownPrekey, UsageError
 
 MINUTE, DAY, YEAR = 60.0, 86_400.0, 365 * 86_400.0
+LAST_MS = 253402300799999  # the last millisecond of the year 9999
 
 
 @pytest.fixture
@@ -206,3 +207,28 @@ def test_expiries_past_the_year_9999_stay_readable(clocked: Parties) -> None:
     assert "9999-12-31T23:59:59." in json.dumps(exported)
     assert (cli_output.iso_ms(2**53) or "").startswith("9999-12-31T23:59:59.")
     assert cli_output.human_time(2**53) == "9999-12-31 23:59:59 UTC"
+
+
+@pytest.mark.req("FLT-07")
+def test_a_consent_given_late_in_the_year_9999_ends_with_it(clocked: Parties) -> None:
+    """Regression: on a clock late in the year 9999 (accepted), a consent valid for a year
+    raised a builtin ValueError: record_consent ("expires_at must be an integer of milliseconds
+    in 0..") and answer_consent ("the consent would expire after the year 9999"). Its validity
+    now ends with the year 9999 (sooner than asked: never longer than the subject agreed)."""
+    clocked.clock.now = datetime(9999, 12, 20, tzinfo=UTC).timestamp()
+    clocked.bank_conv.set_category("marketing")
+    clocked.bank_conv.set_subject("cust-9")
+    recorded = clocked.bank.record_consent(
+        subject="cust-9",
+        purpose="marketing",
+        notice_version="2026-01",
+        notice="offers",
+        valid_for=timedelta(days=365),
+    )
+    assert recorded.expires_at == LAST_MS
+    request = clocked.customer.receive(
+        clocked.bank_conv.request_consent("marketing", notice="offers")
+    ).message.content["request"]
+    answer = clocked.customer_conv.answer_consent(str(request["request_id"]), give=True)
+    clocked.bank.receive(answer)
+    assert clocked.customer_conv.consent("marketing") == "given"

@@ -627,15 +627,14 @@ class ConsentRecord:
     ) -> ConsentRecord:
         """The subject's signed answer to ``request``: given (``give=True``) or refused.
 
-        A given answer to a request with ``valid_for_ms`` expires that long after ``now_ms``.
+        A given answer to a request with ``valid_for_ms`` expires that long after ``now_ms``, or
+        at the end of the year 9999 if that comes first (sooner than asked, never longer).
         """
         if not isinstance(request, ConsentRequest):
             raise TypeError("answer() needs the ConsentRequest being answered")
         expires_at = None
         if give and request.valid_for_ms is not None:
-            expires_at = now_ms + request.valid_for_ms
-            if expires_at > MAX_TIME_MS:
-                raise ValueError("the consent would expire after the year 9999")
+            expires_at = min(now_ms + request.valid_for_ms, MAX_TIME_MS)
         return cls.sign(
             identity,
             state="given" if give else "refused",

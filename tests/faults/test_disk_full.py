@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from compliance_support import Clock
@@ -36,6 +37,7 @@ from store_support import StatementSpy
 
 from entrenous import Client
 from entrenous.errors import StoreCorrupt, StoreError
+from entrenous.store import sqlcipher as sqlcipher_store
 
 _MOUNT, _UMOUNT = shutil.which("mount") or "", shutil.which("umount") or ""
 #: Every operation that writes, in an order that leaves work for the next one.
@@ -286,3 +288,32 @@ def test_a_sweep_or_an_erasure_whose_log_cannot_be_truncated_says_it_committed(
     with world.open_bank() as bank:
         integrity(bank)
         assert started.id not in [c.id for c in bank.conversations()]
+
+
+@pytest.mark.req("FLT-01", "FLT-03")
+def test_a_refused_recovery_writes_closed_only_after_a_whole_checkpoint(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: an open after a crash whose checkpoint failed (a full disk) was refused, and
+    then committed the "closed" flag into the log before its connection's close copied that log
+    into the store file: with the disk still full, that copy is cut short too, and a store file
+    half written could say "closed" (its log lost afterwards: no JournalLost, a damaged or
+    rolled-back store opened). As at the close, the flag is written only after a whole
+    checkpoint."""
+    run_worker(world, killed=True, ops=["send:customer", "receive:bank", "kill:-"])
+    assert world.bank_path.with_name("bank.db-wal").stat().st_size > 0
+    spies: list[StatementSpy] = []
+    connect = sqlcipher_store._connect
+
+    def spying(path: Path, key: bytes, *, immutable: bool = False) -> Any:
+        connection = connect(path, key, immutable=immutable)
+        if immutable or path.name != "bank.db":
+            return connection
+        spies.append(StatementSpy(connection, fail_on="PRAGMA WAL_CHECKPOINT", failures=9))
+        return spies[-1]
+
+    monkeypatch.setattr(sqlcipher_store, "_connect", spying)
+    with pytest.raises(StoreError):
+        world.open_bank()
+    assert len(spies) == 1 and spies[0].count("PRAGMA WAL_CHECKPOINT") >= 1
+    assert spies[0].count("UPDATE STORE_META") == 0

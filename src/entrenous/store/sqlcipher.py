@@ -282,10 +282,18 @@ def _check_clean_shutdown(store: Path, key: bytes) -> None:
 
 
 def _clear_open_flag(connection: Any) -> None:
-    """Best effort, before a refused open closes a store whose log the close copies back."""
+    """Best effort, before a refused open closes a store whose log the close copies back.
+
+    As at a clean close, the whole log goes into the store file first: if that checkpoint
+    fails (a full disk), the flag stays "open", since the close's own copy of the log is then
+    cut short too and a half-written store file must never say "closed".
+    """
     try:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
+        busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy is not None and busy[0]:
+            return
         connection.execute("UPDATE store_meta SET value = ? WHERE name = ?", (_CLOSED, _OPEN_FLAG))
     except sqlcipher.Error:
         pass
@@ -660,11 +668,13 @@ class SqlCipherStore:
                     # The last session did not close cleanly: it may have died in the middle of
                     # a write of the data-key file, whose rollback journal then repairs it. If
                     # that journal was removed, the file is torn: refuse rather than use it.
+                    # Read whole first: a refusal must leave no statement running on the
+                    # connection (it would hold back the checkpoint of _clear_open_flag).
                     keys.check(
                         (_blob(uid), _integer(generation))
                         for uid, generation in connection.execute(
                             "SELECT uid, key_generation FROM conversations"
-                        )
+                        ).fetchall()
                     )
                 # A store file saying "open" already needs no new flag this session. After a
                 # crash (a log with frames is there), the store file is made to say "open" now:

@@ -36,7 +36,7 @@ from fault_support import (
 from store_support import StatementSpy
 
 from entrenous import Client
-from entrenous.errors import StoreCorrupt, StoreError
+from entrenous.errors import JournalLost, StoreCorrupt, StoreError
 from entrenous.store import sqlcipher as sqlcipher_store
 
 _MOUNT, _UMOUNT = shutil.which("mount") or "", shutil.which("umount") or ""
@@ -317,3 +317,24 @@ def test_a_refused_recovery_writes_closed_only_after_a_whole_checkpoint(
         world.open_bank()
     assert len(spies) == 1 and spies[0].count("PRAGMA WAL_CHECKPOINT") >= 1
     assert spies[0].count("UPDATE STORE_META") == 0
+
+
+@pytest.mark.req("FLT-03")
+def test_a_closed_note_speaks_only_for_the_store_file_it_was_left_beside(world: World) -> None:
+    """Regression: the ``.closed`` note (left by a close that could not write its flag) said
+    "closed cleanly" for whatever store file lay beside it at the next open: a copy of the store
+    file taken while a client had it open, put back before that open, was opened rolled back
+    without a word. The note now carries the store file's modification time, and only vouches for
+    that file."""
+    bank = world.open_bank()
+    bank.conversation(world.kept_bank).send("a change: the session flags the store")
+    bank._store.truncate_journal()
+    taken_while_open = world.bank_path.read_bytes()
+    bank.conversation(world.kept_bank).send("a change the copy does not have")
+    bank._store._connection = StatementSpy(bank._store._connection, fail_on="UPDATE STORE_META")
+    bank.close()
+    note = world.bank_path.with_name("bank.db.closed")
+    assert note.exists() and not world.bank_path.with_name("bank.db-wal").exists()
+    world.bank_path.write_bytes(taken_while_open)
+    with pytest.raises(JournalLost):
+        world.open_bank()

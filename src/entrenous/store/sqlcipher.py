@@ -100,12 +100,27 @@ def closed_note(store: Path) -> Path:
 
 
 def _note_clean_close(store: Path) -> None:
-    """Leave the ``.closed`` note; best effort (without it, the next open may refuse)."""
+    """Leave the ``.closed`` note; best effort (without it, the next open may refuse).
+
+    The note carries the store file's modification time as its own (setting it needs no space):
+    it vouches for that file only, never for another copy put in its place before the next open.
+    """
     try:
-        _create_private_file(closed_note(store))
+        note = closed_note(store)
+        _create_private_file(note)
+        modified = store.stat().st_mtime_ns
+        os.utime(note, ns=(modified, modified))
         _fsync_directory(store.parent)
     except (StoreError, OSError):
         pass
+
+
+def _noted_clean_close(store: Path) -> bool:
+    """Whether a ``.closed`` note vouches for the store file as it is now (see above)."""
+    try:
+        return closed_note(store).stat().st_mtime_ns == store.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
 
 
 def journal_path(store: Path) -> Path:
@@ -610,7 +625,8 @@ class SqlCipherStore:
         except FileNotFoundError:
             journal_size = None
         journal_present = journal_size is not None
-        noted = closed_note(store).exists()
+        noted = _noted_clean_close(store)
+        stale_note = not noted and closed_note(store).exists()
         fold = False
         try:
             if not creating and not journal_present and not noted:
@@ -685,7 +701,7 @@ class SqlCipherStore:
                 if journal_size and not creating:
                     _mark_open(connection, meta.get(_OPEN_FLAG))
                     marked = True
-                if noted:
+                if noted or stale_note:
                     # The note goes before any change of this session.
                     try:
                         closed_note(store).unlink(missing_ok=True)

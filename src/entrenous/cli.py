@@ -76,6 +76,8 @@ from entrenous.cli_output import (
     EXIT_OK,
     EXIT_STORE,
     EXIT_USAGE,
+    HIDDEN_KEY,
+    KEY_LIKE,
     CliError,
     error,
     hide_keys,
@@ -103,6 +105,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         super().error(hide_keys(message))
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        """argparse's, but of the words it did not understand only option names are quoted
+        back: any other word may be a passphrase pasted after the command (LEAK-05)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            shown = [
+                word.split("=", 1)[0] + ("=(not shown)" if "=" in word else "")
+                if word.startswith("-")
+                else HIDDEN_KEY
+                if KEY_LIKE.search(word)
+                else "(a word not shown)"
+                for word in extras
+            ]
+            self.error(f"unrecognized arguments: {' '.join(shown)}")
+        return parsed
 
 
 def _json_parent() -> _Parser:

@@ -327,3 +327,18 @@ def test_a_key_typed_by_mistake_is_not_printed_back(
     err = capsys.readouterr().err
     assert key not in err and key[:16] not in err
     assert "not shown: it looks like a key" in err
+
+
+@pytest.mark.req("LEAK-05")
+def test_a_passphrase_typed_after_a_command_is_not_printed_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Regression: words argparse did not understand were quoted back whole ("unrecognized
+    arguments: correct horse battery staple"): a passphrase pasted after a command went to
+    stderr. Only what looks like an option's name is shown now."""
+    secret = "correct horse battery staple"
+    argv = ["sweep", "--store", "bank.db", secret, "--jsn", "--colour=horses"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "horse" not in err
+    assert "unrecognized arguments" in err and "--jsn" in err and "--colour=" in err

@@ -109,6 +109,7 @@ class View:
     messages: list[Msg] = field(default_factory=list)
     category: str | None = None
     subject: str | None = None
+    peer: str | None = None  # the application's label for the peer
     requests: dict[str, Request] = field(default_factory=dict)
     chains: list[bytes] = field(default_factory=list)  # ratchet keys in order of first receipt
     created_at: int = 0
@@ -116,6 +117,11 @@ class View:
     @property
     def exists(self) -> bool:
         return self.id is not None and not self.gone
+
+    @property
+    def data_subject(self) -> str | None:
+        """Its subject id, else its peer label (spec/compliance.md, Erasure)."""
+        return self.subject or self.peer
 
 
 @dataclass
@@ -213,7 +219,7 @@ class Model:
             if h.active
             and (
                 h.conversation == conv.number
-                or (h.subject is not None and h.subject == view.subject)
+                or (h.subject is not None and h.subject in (view.subject, view.peer))
             )
         ]
 
@@ -267,8 +273,19 @@ class Model:
     # --- subjects and erasure -----------------------------------------------------------------
 
     def conversations_of(self, subject: str) -> list[Conv]:
-        """The bank's conversations whose data subject is ``subject`` (no peer labels here)."""
-        return [c for c in self.convs if c.sides[BANK].exists and c.sides[BANK].subject == subject]
+        """The bank's conversations whose data subject is ``subject``."""
+        return [
+            c for c in self.convs if c.sides[BANK].exists and c.sides[BANK].data_subject == subject
+        ]
+
+    def escapes(
+        self, before: tuple[str | None, str | None], after: tuple[str | None, str | None]
+    ) -> bool:
+        """HOLD-05: relabelling (subject id, peer label) before -> after leaves a subject hold."""
+        return any(
+            h.active and h.subject is not None and h.subject in before and h.subject not in after
+            for h in self.holds
+        )
 
     def erase(
         self, targets: list[Conv], subject: str | None = None
@@ -331,7 +348,7 @@ class Model:
     def bank_consent(self, conv: Conv) -> str:
         """CON-17: the bank's view of the customer's consent in a conversation: the records
         signed in it and those recorded for its data subject, in ledger order."""
-        subject = conv.sides[BANK].subject
+        subject = conv.sides[BANK].data_subject
         records = [
             r
             for r in self.ledgers[BANK]

@@ -815,7 +815,7 @@ def _settings() -> settings:
     )
 
 
-@pytest.mark.req("MDL-01")
+@pytest.mark.req("MDL-01", "MDL-02", "MDL-03", "MDL-04", "MDL-05")
 def test_two_clients_against_the_reference_model() -> None:
     SEEN.clear()
     run_state_machine_as_test(TwoClients, settings=_settings())

@@ -54,12 +54,40 @@ categories = ["marketing"]
 """
 NOTICE = "We would like to send you offers. You can withdraw at any time."
 PURPOSE = "marketing"
-CONSENT_VALID_MS = 3 * DAY_MS
-#: (min_age, max_age) in ms per category of POLICY; None is the default rule.
-RULES: dict[str | None, tuple[int, int]] = {
-    None: (0, 2 * DAY_MS),
-    "contract": (4 * DAY_MS, 6 * DAY_MS),
-    "marketing": (0, 1 * DAY_MS),
+#: A second policy the bank may apply instead (SWP-06): other ages, the same categories.
+POLICY_B = (
+    POLICY.replace('max_age = "2d"', 'max_age = "3d"')
+    .replace('max_age = "6d"\nmin_age = "4d"', 'max_age = "5d"\nmin_age = "2d"')
+    .replace('max_age = "1d"', 'max_age = "12h"')
+    .replace('consent_valid_for = "3d"', 'consent_valid_for = "2d"')
+)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the model needs of a policy: (min_age, max_age) in ms per category (None: the
+    default rule), and how long a consent lasts."""
+
+    text: str
+    ages: dict[str | None, tuple[int, int]]
+    consent_ms: int
+
+
+POLICIES = {
+    "A": Rules(
+        POLICY,
+        {None: (0, 2 * DAY_MS), "contract": (4 * DAY_MS, 6 * DAY_MS), "marketing": (0, DAY_MS)},
+        3 * DAY_MS,
+    ),
+    "B": Rules(
+        POLICY_B,
+        {
+            None: (0, 3 * DAY_MS),
+            "contract": (2 * DAY_MS, 5 * DAY_MS),
+            "marketing": (0, DAY_MS // 2),
+        },
+        2 * DAY_MS,
+    ),
 }
 LEGAL_HOLD_GROUND = "legal hold (GDPR Art. 17(3)(e))"
 CONTRACT_GROUND = "minimum retention (retention.categories.contract: HGB 257)"
@@ -96,6 +124,7 @@ class Request:
 
     request_id: str
     subject: str | None
+    valid_ms: int  # how long a consent given in answer lasts (the policy's, when asked)
     answered: bool = False  # on the bank: an answer arrived; on the customer: it answered
     withdrawn: bool = False
 
@@ -186,6 +215,11 @@ class Model:
         default_factory=lambda: {BANK: [frozenset()], CUSTOMER: []}
     )
     receipts: int = 0
+    policy: str = "A"  # the key in POLICIES of the policy the bank applies
+
+    @property
+    def rules(self) -> Rules:
+        return POLICIES[self.policy]
 
     def log(self, side: str, kind: str, *about: tuple[str, str]) -> None:
         """An audit event the side must append now (AUD-01)."""
@@ -202,13 +236,12 @@ class Model:
 
     # --- retention ----------------------------------------------------------------------------
 
-    @staticmethod
-    def expires(side: str, view: View, message: Msg) -> int | None:
+    def expires(self, side: str, view: View, message: Msg) -> int | None:
         """SWP-01 without timers: the bank's rule's max_age (min_age <= max_age); the customer
         applies no policy and keeps everything."""
         if side == CUSTOMER:
             return None
-        return message.stored_at + RULES[view.category][1]
+        return message.stored_at + self.rules.ages[view.category][1]
 
     def holds_covering(self, conv: Conv) -> list[Hold]:
         """HOLD-03: the bank's active holds on the conversation or on its subject."""
@@ -307,7 +340,7 @@ class Model:
                     }
                 )
                 continue
-            min_age = RULES[view.category][0]
+            min_age = self.rules.ages[view.category][0]
             cutoff = self.now - min_age
             stay = [m for m in view.messages if min_age > 0 and m.stored_at >= cutoff]
             gone = [m for m in view.messages if m not in stay]

@@ -47,8 +47,8 @@ from protocol_support import is_initial, ratchet_key_of  # noqa: E402
 from reference import (  # noqa: E402
     BANK,
     CUSTOMER,
-    DAY_MS,
     NOTICE,
+    POLICIES,
     POLICY,
     PREKEY_SURELY_VALID_MS,
     PURPOSE,
@@ -380,7 +380,7 @@ class TwoClients(RuleBasedStateMachine):
             view.chains.append(flight.ratchet_key)
         if flight.request is not None:
             view.requests[flight.request.request_id] = Request(
-                flight.request.request_id, flight.request.subject
+                flight.request.request_id, flight.request.subject, flight.request.valid_ms
             )
         if flight.record is not None:
             request = self.bank_request(conv, flight.record)
@@ -453,6 +453,16 @@ class TwoClients(RuleBasedStateMachine):
             self.check_outcome(flight, expected, result, tampered=data is not None)
 
     # --- time, restarts and sweeps ----------------------------------------------------------
+
+    @rule(name=st.sampled_from(sorted(POLICIES)))
+    def apply_policy(self, name: str) -> None:
+        """SWP-06: another policy (same categories) recomputes every expiry; audited unless it
+        is the one applied already."""
+        self.clients[BANK].apply_policy(Policy.parse(POLICIES[name].text))
+        if name != self.model.policy:
+            SEEN["policy changed"] += 1
+            self.model.policy = name
+            self.model.log(BANK, "policy.applied")
 
     @rule(step=st.sampled_from(STEPS_S))
     def advance_clock(self, step: int) -> None:
@@ -611,7 +621,7 @@ class TwoClients(RuleBasedStateMachine):
         envelope = self.handle(BANK, conv).request_consent(PURPOSE, notice=NOTICE)
         stored = self.newest(BANK, conv)
         request_id = stored.content["request"]["request_id"]
-        request = Request(request_id, conv.sides[BANK].subject)
+        request = Request(request_id, conv.sides[BANK].subject, self.model.rules.consent_ms)
         conv.sides[BANK].requests[request_id] = request
         flight = self.sent(BANK, conv, envelope, text=None, control="consent_request")
         flight.request = request
@@ -628,7 +638,7 @@ class TwoClients(RuleBasedStateMachine):
         )
         assert record.state == state
         SEEN[f"record_consent {state}"] += 1
-        expires = self.model.now + 3 * DAY_MS if give else None
+        expires = self.model.now + self.model.rules.consent_ms if give else None
         assert record.expires_at == expires
         self.model.ledgers[BANK].append(
             Record(
@@ -705,7 +715,7 @@ class TwoClients(RuleBasedStateMachine):
             ("own", str(conv.number)),
             state,  # type: ignore[arg-type]
             self.model.now,
-            self.model.now + 3 * DAY_MS if state == "given" else None,
+            self.model.now + request.valid_ms if state == "given" else None,
             request.subject,
             True,
         )

@@ -168,6 +168,7 @@ class Hold:
     conversation: int | None
     subject: str | None
     active: bool = True
+    redacted: bool = False  # released, and its subject erased since (ERA-02)
 
 
 def decide(records: list[Record], subject: str | None, by_identity: bool, now: int) -> str:
@@ -367,6 +368,10 @@ class Model:
                 }
             )
         self.receipts += 1
+        if subject is not None:
+            for hold in self.holds:
+                if not hold.active and hold.subject == subject:
+                    hold.redacted = True
         named = {c.sides[BANK].id: ("conv", str(c.number)) for c in targets}
         about = [named[str(item["conversation"])] for item in erased]
         if subject is not None:
@@ -394,6 +399,15 @@ class Model:
         """The customer's own answers and withdrawals in a conversation (its own ledger)."""
         records = [r for r in self.ledgers[CUSTOMER] if r.key == ("own", str(conv.number))]
         return decide(records, None, True, self.now)
+
+    def subject_holds(self, subject: str) -> list[str]:
+        """EXP-01: the ids of the holds on the subject or on one of its conversations."""
+        mine = {c.number for c in self.conversations_of(subject)}
+        return [
+            h.hold_id
+            for h in self.holds
+            if (h.subject == subject and not h.redacted) or h.conversation in mine
+        ]
 
     def subject_records(self, subject: str) -> list[Record]:
         """Every bank record about a subject: recorded for it, or signed in its conversations."""

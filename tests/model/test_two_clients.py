@@ -146,6 +146,8 @@ class TwoClients(RuleBasedStateMachine):
         # The request each consent record answers (record id -> request id).
         self.record_requests: dict[str, str] = {}
         self.customer_receipts = 0
+        # The bank's receipts: (receipt id, subject erased or None, conversations erased from).
+        self.bank_receipts: list[tuple[str, str | None, set[int]]] = []
         SEEN["state machines run"] += 1
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -582,6 +584,14 @@ class TwoClients(RuleBasedStateMachine):
             kept, key=lambda i: str(i["conversation"])
         ), (receipt.kept, kept)
         SEEN[f"erase: {len(erased)} erased, {len(kept)} kept"] += 1
+        numbers = {c.sides[BANK].id: c.number for c in targets}
+        self.bank_receipts.append(
+            (
+                receipt.receipt_id,
+                subject if by_subject else None,
+                {numbers[i["conversation"]] for i in receipt.erased},
+            )
+        )
         SEEN.update(f"erase kept: {k['ground']}" for k in kept)
         assert {i["conversation"] for i in receipt.erased} | {
             i["conversation"] for i in receipt.kept
@@ -675,6 +685,13 @@ class TwoClients(RuleBasedStateMachine):
                     assert e["kind"] == "control"
         records = self.model.subject_records(subject)
         assert [r["record_id"] for r in data["consent_records"]] == [r.record_id for r in records]
+        assert [h["id"] for h in data["holds"]] == self.model.subject_holds(subject)
+        mine = {c.number for c in convs}
+        assert [r["receipt_id"] for r in data["erasure_receipts"]] == [
+            receipt_id
+            for receipt_id, erased_subject, erased_from in self.bank_receipts
+            if erased_subject == subject or erased_from & mine
+        ]
         seqs = [e["seq"] for e in data["audit_events"]]
         assert seqs == self.model.exported_events(subject), (
             seqs,

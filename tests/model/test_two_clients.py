@@ -76,6 +76,8 @@ from entrenous.protocol.constants import MAX_RECEIVING_CHAINS  # noqa: E402
 START_S = 1_767_225_600
 EXAMPLES = int(os.environ.get("ENTRENOUS_MODEL_EXAMPLES", "0"))
 STEPS = int(os.environ.get("ENTRENOUS_MODEL_STEPS", "40"))
+#: A file where a long run writes its tally every 50 examples.
+PROGRESS = os.environ.get("ENTRENOUS_MODEL_PROGRESS")
 MAX_CONVERSATIONS = 3
 SUBJECTS = ["cust-1", "cust-2"]
 CATEGORIES = [None, "contract", "marketing"]
@@ -161,6 +163,11 @@ class TwoClients(RuleBasedStateMachine):
         for client in self.clients.values():
             client.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if PROGRESS and SEEN["state machines run"] % 50 == 0:
+            # A long run's tally so far, in case it is stopped before it ends.
+            Path(PROGRESS).write_text(
+                "".join(f"{count:10} {what}\n" for what, count in sorted(SEEN.items()))
+            )
 
     def handle(self, side: str, conv: Conv) -> Conversation:
         view = conv.sides[side]

@@ -257,10 +257,8 @@ class TwoClients(RuleBasedStateMachine):
     @precondition(lambda self: self.model.convs)
     @rule(side=sides, choice=picks)
     def send(self, side: str, choice: int) -> None:
-        """A text message; the bank can send only once it has the conversation."""
+        """A text message (the customer's carry the handshake until the bank has answered)."""
         candidates = self.existing(side)
-        if side == CUSTOMER:
-            candidates = [c for c in candidates if c.sides[BANK].id is not None]
         if not candidates:
             return
         conv = self.pick(candidates, choice)

@@ -60,6 +60,7 @@ POLICY_B = (
     .replace('max_age = "6d"\nmin_age = "4d"', 'max_age = "5d"\nmin_age = "2d"')
     .replace('max_age = "1d"', 'max_age = "12h"')
     .replace('consent_valid_for = "3d"', 'consent_valid_for = "2d"')
+    + "\n[disappearing]\nallowed = false\n"
 )
 
 
@@ -71,6 +72,7 @@ class Rules:
     text: str
     ages: dict[str | None, tuple[int, int]]
     consent_ms: int
+    timers: bool  # whether disappearing timers apply (RET-13)
 
 
 POLICIES = {
@@ -78,6 +80,7 @@ POLICIES = {
         POLICY,
         {None: (0, 2 * DAY_MS), "contract": (4 * DAY_MS, 6 * DAY_MS), "marketing": (0, DAY_MS)},
         3 * DAY_MS,
+        True,
     ),
     "B": Rules(
         POLICY_B,
@@ -87,6 +90,7 @@ POLICIES = {
             "marketing": (0, DAY_MS // 2),
         },
         2 * DAY_MS,
+        False,
     ),
 }
 LEGAL_HOLD_GROUND = "legal hold (GDPR Art. 17(3)(e))"
@@ -103,6 +107,7 @@ class Msg:
     control: str | None
     stored_at: int  # this side's clock: sent_at for a sent message, received_at otherwise
     sent_at: int  # the sender's clock
+    timer_ms: int | None = None  # the disappearing timer it was stored under
 
 
 @dataclass
@@ -139,6 +144,7 @@ class View:
     category: str | None = None
     subject: str | None = None
     peer: str | None = None  # the application's label for the peer
+    timer_ms: int | None = None  # the disappearing timer agreed in the conversation
     requests: dict[str, Request] = field(default_factory=dict)
     chains: list[bytes] = field(default_factory=list)  # ratchet keys in order of first receipt
     created_at: int = 0
@@ -237,12 +243,23 @@ class Model:
 
     # --- retention ----------------------------------------------------------------------------
 
+    def timers_apply(self, side: str) -> bool:
+        """The customer has no policy (timers apply); the bank's policy says."""
+        return side == CUSTOMER or self.rules.timers
+
+    def stored_timer(self, side: str, view: View) -> int | None:
+        """The timer a message stored now is stored under (DIS-01; none where not allowed)."""
+        return view.timer_ms if self.timers_apply(side) else None
+
     def expires(self, side: str, view: View, message: Msg) -> int | None:
-        """SWP-01 without timers: the bank's rule's max_age (min_age <= max_age); the customer
-        applies no policy and keeps everything."""
+        """SWP-01: stored_at + max(min_age, min(max_age, timer)); the customer has no policy, so
+        only a timer bounds its messages; a policy without timers ignores them (RET-13)."""
+        timer = message.timer_ms if self.timers_apply(side) else None
         if side == CUSTOMER:
-            return None
-        return message.stored_at + self.rules.ages[view.category][1]
+            return None if timer is None else message.stored_at + timer
+        low, high = self.rules.ages[view.category]
+        keep = high if timer is None else min(high, timer)
+        return message.stored_at + max(low, keep)
 
     def holds_covering(self, conv: Conv) -> list[Hold]:
         """HOLD-03: the bank's active holds on the conversation or on its subject."""

@@ -1,16 +1,17 @@
 """Two real clients against a reference model (a Hypothesis state machine; spec/hardening.md MDL).
 
-A bank (with the policy of reference.POLICY) and a customer, each a ``Client`` on a real
-encrypted store in a temporary folder, share one clock that the rules move in small and large
-steps. The customer starts conversations with the bank; both send; a network carries the
-envelopes and delivers them in order, out of order, twice, never, tampered or in batches; either
-client restarts; both sweep; the bank files conversations under subjects and categories, places
-and releases legal holds, erases conversations and subjects, asks for consent and records it,
-sends for a purpose that needs consent, and exports a subject. The customer answers and
-withdraws consent. After every step the model (reference.py) says what each side's history,
-consent states and audit trail must be; the invariants compare all of it.
+A bank (with the policies of reference.py) and a customer, each a ``Client`` on a real encrypted
+store in a temporary folder, share one clock that the rules move in small and large steps. The
+customer starts conversations with the bank; both send; a network carries the envelopes and
+delivers them in order, out of order, twice, never, tampered or in batches; either client
+restarts; both sweep; either sets a disappearing timer. The bank files conversations under
+subjects, peer labels and categories, switches policy, places and releases legal holds, erases
+conversations and subjects, asks for consent and records it, sends for a purpose that needs
+consent, and exports a subject. The customer answers and withdraws consent and erases a
+conversation. After every step the model (reference.py) says what each side's histories,
+expiries, consent states, receipts, exports and audit trail must be; the invariants compare.
 
-CI runs a reduced count; ``ENTRENOUS_MODEL_EXAMPLES=2000`` (and, optionally,
+CI runs a reduced count; ``ENTRENOUS_MODEL_EXAMPLES=3000`` (and, optionally,
 ``ENTRENOUS_MODEL_STEPS``) runs a long campaign (SECURITY.md, "A model of two clients").
 """
 
@@ -22,7 +23,7 @@ import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,9 @@ STEPS_S = [1, 1, 61, 3600, 3600, 11 * 3600, 86_400, 86_400 + 1, 2 * 86_400, 5 * 
 #: What the examples exercised (printed by the test with -s; for judging the model's reach).
 SEEN: Counter[str] = Counter()
 
+#: Disappearing timers: off, shorter than every rule, between them, longer than some.
+TIMERS_MS = [None, 3_600_000, 12 * 3_600_000, 3 * 86_400_000]
+
 picks = st.integers(min_value=0, max_value=2**16)
 sides = st.sampled_from([BANK, CUSTOMER])
 
@@ -112,6 +116,7 @@ class Flight:
     message: Msg  # as the sender stored it (the receiver stores it with its own time)
     ratchet_key: bytes
     initial: bool
+    timer: int | bool | None = False  # a disappearing timer set (False: not a timer message)
     request: Request | None = None  # a consent request the customer must keep
     record: Record | None = None  # a consent record the bank must append
     delivered: bool = False
@@ -204,8 +209,17 @@ class TwoClients(RuleBasedStateMachine):
         stored = self.newest(side, conv)
         assert stored.direction == "sent" and stored.control == control
         assert stored.text == text
-        message = Msg(stored.id, "sent", text, control, self.model.now, self.model.now)
-        conv.sides[side].messages.append(message)
+        view = conv.sides[side]
+        message = Msg(
+            stored.id,
+            "sent",
+            text,
+            control,
+            self.model.now,
+            self.model.now,
+            self.model.stored_timer(side, view),
+        )
+        view.messages.append(message)
         flight = Flight(
             len(self.flights),
             side,
@@ -273,6 +287,31 @@ class TwoClients(RuleBasedStateMachine):
         self.send(side, choice)
         if len(self.flights) > count:
             self.deliver_one(self.flights[-1])
+
+    @precondition(lambda self: self.model.convs)
+    @rule(side=sides, choice=picks, timer=st.sampled_from(TIMERS_MS), deliver=st.booleans())
+    def set_disappearing(self, side: str, choice: int, timer: int | None, deliver: bool) -> None:
+        """DIS-01 to DIS-04: a timer agreed in band, applied by the sender from its message on
+        and by the receiver from its receipt on; a policy without timers refuses to set one."""
+        candidates = self.existing(side)
+        if not candidates:
+            return
+        conv = self.pick(candidates, choice)
+        handle = self.handle(side, conv)
+        after = None if timer is None else timedelta(milliseconds=timer)
+        if timer is not None and not self.model.timers_apply(side):
+            with pytest.raises(UsageError):
+                handle.set_disappearing(after)
+            return
+        envelope = handle.set_disappearing(after)
+        view = conv.sides[side]
+        view.timer_ms = timer
+        self.model.log(side, "timer.changed", ("conv", str(conv.number)))
+        SEEN[f"timer set by {side}"] += 1
+        flight = self.sent(side, conv, envelope, text=None, control="timer")
+        flight.timer = timer
+        if deliver:
+            self.deliver_one(flight)
 
     @precondition(lambda self: self.existing(BANK))
     @rule(choice=picks)
@@ -373,6 +412,9 @@ class TwoClients(RuleBasedStateMachine):
         assert message.direction == "received"
         assert message.text == flight.message.text and message.control == flight.message.control
         flight.delivered = True
+        if flight.timer is not False:
+            view.timer_ms = flight.timer
+            self.model.log(receiver, "timer.changed", ("conv", str(conv.number)))
         view.messages.append(
             Msg(
                 flight.message.id,
@@ -381,6 +423,7 @@ class TwoClients(RuleBasedStateMachine):
                 flight.message.control,
                 self.model.now,
                 flight.message.sent_at,
+                self.model.stored_timer(receiver, view),
             )
         )
         if flight.ratchet_key not in view.chains:

@@ -1049,7 +1049,7 @@ class Client:
     @staticmethod
     def _ledger_key(record: ConversationRecord, *, subject_side: bool = False) -> str:
         """The ledger key of the records signed in band in a conversation (see ledger.py)."""
-        return f"conversation:{record.uid.hex()}:{'own' if subject_side else 'peer'}"
+        return ledger.conversation_key(record.uid, own=subject_side)
 
     @staticmethod
     def _data_subject(record: ConversationRecord) -> str | None:

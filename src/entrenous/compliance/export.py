@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from entrenous import payload as payload_codec
-from entrenous.compliance import audit
+from entrenous.compliance import audit, ledger
 from entrenous.errors import EntrenousError, StoreCorrupt
 from entrenous.store.base import ConversationRecord, Store
 
@@ -124,10 +124,15 @@ def build(
             touched = {item.get("conversation") for item in receipt.get("erased", [])}
             if receipt.get("target") == pseudonym or touched & ids:
                 receipts.append(receipt)
+        # The consent records signed in the subject's conversations are audited under the
+        # pseudonyms of their ledger keys: those events are about the subject too.
+        names = {pseudonym} | {
+            audit.pseudonym(store, ledger.conversation_key(r.uid, own=own))
+            for r in records
+            for own in (False, True)
+        }
         events = [
-            _view(e, pseudonym, ids)
-            for e in audit.events(store)
-            if _about(e.details, pseudonym, ids)
+            _view(e, pseudonym, ids) for e in audit.events(store) if _about(e.details, names, ids)
         ]
         audit.append(
             store,
@@ -154,9 +159,9 @@ def build(
     }
 
 
-def _about(details: dict[str, Any], pseudonym: str, conversation_ids: set[str]) -> bool:
+def _about(details: dict[str, Any], pseudonyms: set[str], conversation_ids: set[str]) -> bool:
     for value in details.values():
-        if isinstance(value, str) and (value == pseudonym or value in conversation_ids):
+        if isinstance(value, str) and (value in pseudonyms or value in conversation_ids):
             return True
         if isinstance(value, list) and any(
             v in conversation_ids for v in value if isinstance(v, str)

@@ -25,6 +25,11 @@ from entrenous.errors import AuditChainBroken, ConsentLedgerBroken, InvalidConse
 from entrenous.store.base import ChainRow, Store
 
 
+def conversation_key(conversation_uid: bytes, *, own: bool = False) -> str:
+    """The ledger key of the records signed in band in a conversation: the peer's, or ours."""
+    return f"conversation:{conversation_uid.hex()}:{'own' if own else 'peer'}"
+
+
 def _entry(row: ChainRow) -> LedgerEntry:
     return LedgerEntry(row.seq, row.prev, row.body, row.hash)
 

@@ -117,3 +117,19 @@ def command_line(argv: list[str] | None = None) -> str:
         return _command
     args = sys.argv[1:] if argv is None else argv
     return " ".join(["python -m benchmarks", *(shlex.quote(a) for a in args)])
+
+
+def report_header(started: Any, mode: str, passes: int, machine: dict[str, Any]) -> dict[str, Any]:
+    """The keys every suite's JSON report opens with: when, how, where and with what it ran.
+
+    ``started`` is the run's start (a timezone-aware ``datetime``).
+    """
+    return {
+        "format": 1,
+        "started": started.isoformat(timespec="seconds"),
+        "mode": mode,
+        "passes": passes,
+        "machine": machine,
+        "versions": versions(),
+        "command": command_line(),
+    }

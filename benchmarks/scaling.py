@@ -333,13 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  not measured: {line}")
 
     report = {
-        "format": 1,
-        "started": started.isoformat(timespec="seconds"),
-        "mode": mode,
-        "passes": passes,
-        "machine": host,
-        "versions": environment.versions(),
-        "command": environment.command_line(),
+        **environment.report_header(started, mode, passes, host),
         "parameters": {
             "sizes": sizes,
             "unit": "ms per iteration (a history page, a sweep, an erasure)",

@@ -382,13 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {impl} ({about['version']}): {about['configuration']}")
 
     report = {
-        "format": 1,
-        "started": started.isoformat(timespec="seconds"),
-        "mode": mode,
-        "passes": passes,
-        "machine": host,
-        "versions": environment.versions(),
-        "command": environment.command_line(),
+        **environment.report_header(started, mode, passes, host),
         "parameters": {
             "message_size": MESSAGE_SIZE,
             "batch": BATCH,

@@ -505,13 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  measured: {version}")
 
     report = {
-        "format": 1,
-        "started": started.isoformat(timespec="seconds"),
-        "mode": mode,
-        "passes": passes,
-        "machine": host,
-        "versions": environment.versions(),
-        "command": environment.command_line(),
+        **environment.report_header(started, mode, passes, host),
         "version": version,
         "parameters": {
             "text_size": len(TEXT.encode()),

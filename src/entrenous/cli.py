@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -95,6 +96,21 @@ from entrenous.errors import (
 __all__ = ["main"]
 
 
+#: argparse's "invalid choice: 'WORD'": the word is quoted back only if it could be a
+#: mistyped command or value (a short lower-case word), never if it could be a passphrase.
+_INVALID_CHOICE = re.compile(r"invalid choice: '((?:[^'\\]|\\.)*)'")
+_LOOKS_LIKE_A_CHOICE = re.compile(r"[a-z][a-z0-9_-]{0,23}")
+
+
+def _shown_choice(match: re.Match[str]) -> str:
+    word = match.group(1)
+    if _LOOKS_LIKE_A_CHOICE.fullmatch(word):
+        return match.group(0)
+    if KEY_LIKE.search(word):
+        return f"invalid choice: {HIDDEN_KEY}"
+    return "invalid choice: (a word not shown)"
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose usage errors never print back a word that looks like a key.
 
@@ -104,7 +120,7 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        super().error(hide_keys(message))
+        super().error(hide_keys(_INVALID_CHOICE.sub(_shown_choice, message)))
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: None = None

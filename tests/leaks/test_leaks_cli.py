@@ -342,3 +342,19 @@ def test_a_passphrase_typed_after_a_command_is_not_printed_back(
     err = capsys.readouterr().err
     assert "horse" not in err
     assert "unrecognized arguments" in err and "--jsn" in err and "--colour=" in err
+
+
+@pytest.mark.req("LEAK-05")
+def test_a_passphrase_typed_in_place_of_a_command_is_not_printed_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """argparse quotes an unknown subcommand back ("invalid choice: '...'"): only a word that
+    could be a mistyped command is shown, not one that could be a passphrase."""
+    for secret in ("correct horse battery staple", "Tr0ub4dor&3", "hunter2!"):
+        assert main([secret]) == 2
+        err = capsys.readouterr().err
+        assert secret not in err and "invalid choice: (a word not shown)" in err, err
+        assert main(["hold", secret]) == 2
+        assert secret not in capsys.readouterr().err
+    assert main(["polcy"]) == 2
+    assert "invalid choice: 'polcy'" in capsys.readouterr().err

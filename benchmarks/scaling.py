@@ -40,7 +40,7 @@ from benchmarks import environment
 from benchmarks.compliance import runner as compliance_runner
 from benchmarks.compliance.common import LAYOUT, TOTAL
 from benchmarks.compliance.common import WORKLOADS as COMPLIANCE_WORKLOADS
-from benchmarks.protocol.runner import BUSY_FRACTION, add_run_options, cpu_busy, machine
+from benchmarks.protocol.runner import add_run_options, check_idle, machine
 from benchmarks.store import runner as store_runner
 from benchmarks.store.common import ROOT, size_label
 from benchmarks.store.common import WORKLOADS as STORE_WORKLOADS
@@ -274,13 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         # A population just built leaves hundreds of MB of dirty pages; written back while
         # measuring, they would slow every fsync of the workers.
         os.sync()
-    host["cpu_busy_before_run"] = busy = cpu_busy()
-    if busy is not None and busy > BUSY_FRACTION:
-        print(
-            f"  warning: the CPUs were {busy:.0%} busy with other work just before this run; "
-            "the numbers will be noisy (run on an idle machine for figures worth quoting)",
-            file=sys.stderr,
-        )
+    check_idle(host)
     passes = args.passes if args.passes is not None else (3 if args.quick else 5)
     results: dict[tuple[str, str, int], list[dict[str, Any]]] = {pair: [] for pair in pairs}
     for number in range(1, passes + 1 if pairs else 1):

@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +42,9 @@ from benchmarks.compliance.common import (
     TOTAL,
     WORKLOADS,
 )
-from benchmarks.protocol.runner import BUSY_FRACTION, add_run_options, cpu_busy, fmt_number, machine
+from benchmarks.protocol.runner import add_run_options, check_idle, fmt_number, machine
 from benchmarks.store.common import ROOT, TEXT, size_label
-from benchmarks.store.runner import build_population, run_module_worker
+from benchmarks.store.runner import build_population, prepare_populations, run_module_worker
 
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "compliance.json"
 #: Longest one worker may take before it is stopped and reported as an error.
@@ -347,27 +346,13 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     print(f"entrenous compliance benchmarks ({mode} run), {host['cpu']}", file=sys.stderr)
 
-    populations: dict[int, dict[str, Any]] = {}
-    for size in sizes:
-        print(f"  population {size_label(size)}: ", end="", file=sys.stderr, flush=True)
-        try:
-            manifest = ensure_population(size, rebuild=args.rebuild)
-        except (RuntimeError, subprocess.TimeoutExpired, IndexError, ValueError) as exc:
-            print(f"failed: {exc}", file=sys.stderr)
-            return 1
-        populations[size] = manifest
-        built = manifest["build_seconds"]["total"]
-        how = "built in" if manifest["built_now"] else "cached, built in"
-        total_mb = sum(manifest["files"].values()) / 1e6
-        print(f"{how} {built:,.1f} s ({total_mb:,.0f} MB)", file=sys.stderr)
+    populations = prepare_populations(
+        sizes, lambda size: ensure_population(size, rebuild=args.rebuild)
+    )
+    if populations is None:
+        return 1
 
-    host["cpu_busy_before_run"] = busy = cpu_busy()
-    if busy is not None and busy > BUSY_FRACTION:
-        print(
-            f"  warning: the CPUs were {busy:.0%} busy with other work just before this run; "
-            "the numbers will be noisy (run on an idle machine for figures worth quoting)",
-            file=sys.stderr,
-        )
+    check_idle(host)
     passes = args.passes if args.passes is not None else (3 if args.quick else 5)
     pairs = [(name, size) for name in workloads for size in sizes]
     results: dict[tuple[str, int], list[dict[str, Any]]] = {pair: [] for pair in pairs}

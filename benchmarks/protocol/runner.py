@@ -242,6 +242,18 @@ def cpu_busy(interval: float = 0.5) -> float | None:
     return None if elapsed <= 0 else 1 - (idle1 - idle0) / elapsed
 
 
+def check_idle(host: dict[str, Any]) -> None:
+    """Sample the CPUs just before measuring: record the share busy in ``host`` and warn on
+    stderr when other work would make the numbers noisy."""
+    host["cpu_busy_before_run"] = busy = cpu_busy()
+    if busy is not None and busy > BUSY_FRACTION:
+        print(
+            f"  warning: the CPUs were {busy:.0%} busy with other work just before this run; "
+            "the numbers will be noisy (run on an idle machine for figures worth quoting)",
+            file=sys.stderr,
+        )
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     cpu = platform.processor() or platform.machine()
@@ -328,13 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     host = machine()
     print(f"entrenous protocol benchmarks ({mode} run), {host['cpu']}", file=sys.stderr)
-    host["cpu_busy_before_run"] = busy = cpu_busy()
-    if busy is not None and busy > BUSY_FRACTION:
-        print(
-            f"  warning: the CPUs were {busy:.0%} busy with other work just before this run; "
-            "the numbers will be noisy (run on an idle machine for figures worth quoting)",
-            file=sys.stderr,
-        )
+    check_idle(host)
 
     passes = args.passes if args.passes is not None else (3 if args.quick else 5)
     pairs = [(name, impl) for name in workloads for impl in impls]

@@ -27,11 +27,12 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import environment
-from benchmarks.protocol.runner import BUSY_FRACTION, add_run_options, cpu_busy, fmt_number, machine
+from benchmarks.protocol.runner import add_run_options, check_idle, fmt_number, machine
 from benchmarks.store.common import (
     CONVERSATIONS,
     FLOOR_OF,
@@ -145,6 +146,27 @@ def ensure_population(size: int, *, rebuild: bool, explain: bool) -> dict[str, A
     """Build (or find cached) the population of ``size`` in a subprocess; its manifest."""
     extra = (["--rebuild"] if rebuild else []) + (["--explain"] if explain else [])
     return build_population("benchmarks.store.population", size, extra)
+
+
+def prepare_populations(
+    sizes: list[int], ensure: Callable[[int], dict[str, Any]]
+) -> dict[int, dict[str, Any]] | None:
+    """Build or find the population of each size with ``ensure``, saying so on stderr; their
+    manifests by size, or None (after saying why) if one could not be made."""
+    populations: dict[int, dict[str, Any]] = {}
+    for size in sizes:
+        print(f"  population {size_label(size)}: ", end="", file=sys.stderr, flush=True)
+        try:
+            manifest = ensure(size)
+        except (RuntimeError, subprocess.TimeoutExpired, IndexError, ValueError) as exc:
+            print(f"failed: {exc}", file=sys.stderr)
+            return None
+        populations[size] = manifest
+        built = manifest["build_seconds"]["total"]
+        how = "built in" if manifest["built_now"] else "cached, built in"
+        total_mb = sum(manifest["files"].values()) / 1e6
+        print(f"{how} {built:,.1f} s ({total_mb:,.0f} MB)", file=sys.stderr)
+    return populations
 
 
 def run_module_worker(
@@ -434,27 +456,14 @@ def main(argv: list[str] | None = None) -> int:
     host = machine()
     print(f"entrenous store benchmarks ({mode} run), {host['cpu']}", file=sys.stderr)
 
-    populations: dict[int, dict[str, Any]] = {}
-    for size in sizes:
-        print(f"  population {size_label(size)}: ", end="", file=sys.stderr, flush=True)
-        try:
-            manifest = ensure_population(size, rebuild=args.rebuild, explain=size == max(sizes))
-        except (RuntimeError, subprocess.TimeoutExpired, IndexError, ValueError) as exc:
-            print(f"failed: {exc}", file=sys.stderr)
-            return 1
-        populations[size] = manifest
-        built = manifest["build_seconds"]["total"]
-        how = "built in" if manifest["built_now"] else "cached, built in"
-        total_mb = sum(manifest["files"].values()) / 1e6
-        print(f"{how} {built:,.1f} s ({total_mb:,.0f} MB)", file=sys.stderr)
+    populations = prepare_populations(
+        sizes,
+        lambda size: ensure_population(size, rebuild=args.rebuild, explain=size == max(sizes)),
+    )
+    if populations is None:
+        return 1
 
-    host["cpu_busy_before_run"] = busy = cpu_busy()
-    if busy is not None and busy > BUSY_FRACTION:
-        print(
-            f"  warning: the CPUs were {busy:.0%} busy with other work just before this run; "
-            "the numbers will be noisy (run on an idle machine for figures worth quoting)",
-            file=sys.stderr,
-        )
+    check_idle(host)
     passes = args.passes if args.passes is not None else (3 if args.quick else 5)
     pairs = [(name, size) for name in workloads for size in sizes]
     results: dict[tuple[str, int], list[dict[str, Any]]] = {pair: [] for pair in pairs}

@@ -338,8 +338,22 @@ def protocol_section(report: dict[str, Any] | None) -> list[str]:
             range(2, 7),
         )
     )
-    out += ["", "Targets:", "", *verdict_lines(report.get("targets", []), "us")]
-    missing = not_measured(rows, "impl")
+    return out + _targets_and_gaps(report, rows, "us", "impl")
+
+
+def _sizes_and_span(report: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[list[int], str]:
+    """A suite's store sizes and the heading of its growth column (largest/smallest)."""
+    sizes = report.get("parameters", {}).get("sizes") or sorted({r["size"] for r in rows})
+    span = f"{size_label(max(sizes))}/{size_label(min(sizes))}" if sizes else "growth"
+    return sizes, span
+
+
+def _targets_and_gaps(
+    report: dict[str, Any], rows: list[dict[str, Any]], unit: str, name_key: str
+) -> list[str]:
+    """The lines that end a suite's section: its target verdicts, then what was not measured."""
+    out = ["", "Targets:", "", *verdict_lines(report.get("targets", []), unit)]
+    missing = not_measured(rows, name_key)
     if missing:
         out += ["", "Not measured:", "", *missing]
     return out
@@ -350,8 +364,7 @@ def store_section(report: dict[str, Any] | None) -> list[str]:
     if report is None:
         return [*out, "Not run."]
     rows = report.get("results", [])
-    sizes = report.get("parameters", {}).get("sizes") or sorted({r["size"] for r in rows})
-    span = f"{size_label(max(sizes))}/{size_label(min(sizes))}" if sizes else "growth"
+    sizes, span = _sizes_and_span(report, rows)
     body: list[tuple[str, ...]] = []
     for r in rows:
         if "median_us" in r:
@@ -390,15 +403,8 @@ def store_section(report: dict[str, Any] | None) -> list[str]:
             body,
             range(2, 8),
         ),
-        "",
-        "Targets:",
-        "",
-        *verdict_lines(report.get("targets", []), "us"),
     ]
-    missing = not_measured(rows, "label")
-    if missing:
-        out += ["", "Not measured:", "", *missing]
-    return out
+    return out + _targets_and_gaps(report, rows, "us", "label")
 
 
 def compliance_section(report: dict[str, Any] | None) -> list[str]:
@@ -406,8 +412,7 @@ def compliance_section(report: dict[str, Any] | None) -> list[str]:
     if report is None:
         return [*out, "Not run."]
     rows = report.get("results", [])
-    sizes = report.get("parameters", {}).get("sizes") or sorted({r["size"] for r in rows})
-    span = f"{size_label(max(sizes))}/{size_label(min(sizes))}" if sizes else "growth"
+    sizes, span = _sizes_and_span(report, rows)
     body: list[tuple[str, ...]] = []
     for r in rows:
         part = PART_LABELS.get(r.get("part", ""), str(r.get("part")))
@@ -455,15 +460,8 @@ def compliance_section(report: dict[str, Any] | None) -> list[str]:
             body,
             range(3, 8),
         ),
-        "",
-        "Targets:",
-        "",
-        *verdict_lines(report.get("targets", []), "ms"),
     ]
-    missing = not_measured(rows, "label")
-    if missing:
-        out += ["", "Not measured:", "", *missing]
-    return out
+    return out + _targets_and_gaps(report, rows, "ms", "label")
 
 
 def scaling_points(reports: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:

@@ -305,3 +305,56 @@ def test_deferred_checkpoint_restores_the_setting_before_it_nested_and_on_errors
         assert setting() == 1000
     finally:
         store.close()
+
+
+def _every_null_pattern(conversation_uid: bytes) -> list[MessageRecord]:
+    """A message for each pattern of the nullable columns (received_at, timer_ms, expires_at)."""
+    out = []
+    for n in range(8):
+        received_at = None if n & 1 else 7 + n
+        out.append(
+            MessageRecord(
+                os.urandom(16),
+                conversation_uid,
+                "sent" if received_at is None else "received",
+                5 + n,
+                received_at,
+                f"body {n}".encode(),
+                expires_at=None if n & 2 else 10_000 + n,
+                timer_ms=None if n & 4 else 1_000 + n,
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["add_message", "add_messages"])
+def test_every_pattern_of_nulls_is_stored_as_given_in_order_with_no_null_bound(
+    store: SqlCipherStore, batch: bool
+) -> None:
+    """A NULL is written as a literal, never bound (a bound None costs sqlcipher3 an adapter
+    lookup); whatever the mix of NULLs in a batch, the rows keep their order and values."""
+    record = conversation()
+    with store.transaction():
+        store.add_conversation(record)
+    messages = _every_null_pattern(record.uid)
+    messages += list(reversed(_every_null_pattern(record.uid)))  # runs of one row each
+    spy = StatementSpy(store._connection)
+    store._connection = spy
+    try:
+        with store.transaction():
+            if batch:
+                store.add_messages(messages)
+            else:
+                for message_record in messages:
+                    store.add_message(message_record)
+    finally:
+        store._connection = spy._inner
+    bound = [
+        value
+        for params in spy.params
+        for row in (params if isinstance(params, list) else [params])
+        for value in row
+    ]
+    assert None not in bound
+    stored = list(reversed(store.history(record.uid, limit=100, before=None)))
+    assert stored == messages

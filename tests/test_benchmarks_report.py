@@ -109,12 +109,17 @@ def _protocol_report() -> dict[str, Any]:
 
 def _store_rows(sizes: list[int]) -> list[dict[str, Any]]:
     # history_page: 600 us at 10k, 660 at 1M; its floor 60 us at every size.
+    # send_receive 1000 us, its floor 300, its same-work floor 700 (ceiling 0.43x: a 0.4x
+    # target leaves 7 %); receive_many_1000 60 us, floor 15, same-work floor 32 (ceiling 0.47x,
+    # under the 0.5x target).
     medians = {("history_page", K10): 600, ("history_page", K100): 630}
     medians |= {("history_page", M1): 660}
+    fixed = {"send_receive": 1000, "floor_insert_1tx": 300, "floor_send_receive": 700}
+    fixed |= {"receive_many_1000": 60, "floor_insert_batch": 15, "floor_receive_batch": 32}
     rows = []
     for size in sizes:
-        for name in ("history_page", "floor_select_page"):
-            us = medians.get((name, size), 60)
+        for name in ("history_page", "floor_select_page", *fixed):
+            us = medians.get((name, size), fixed.get(name, 60))
             raw = {
                 "workload": name,
                 "size": size,
@@ -136,6 +141,7 @@ def _store_report() -> dict[str, Any]:
         "parameters": {"page": 50, "sizes": sizes},
         "results": rows,
         "targets": store_runner.judge(rows, sizes),
+        "same_work": store_runner.same_work(rows, sizes),
     }
 
 
@@ -295,6 +301,18 @@ def test_store_and_compliance_tables_floors_growth_and_targets(
     assert row[7] == "1.10x"  # 660 / 600
     assert "- **PASS** history page (50 newest) under 2 ms (at 1M): measured 660 µs" in store
     assert "- **PASS** history_page cost does not grow with the store" in store
+    assert _row(store, "`floor_send_receive`", "1M")[6] == "0.43x `floor_insert_1tx`"
+    assert (
+        "- send_receive at 1M: 0.70x its same-work floor floor_send_receive, which itself "
+        "reaches 0.43x floor_insert_1tx (the ceiling): a 0.4x target leaves 7% of an "
+        "implementation's time for everything else"
+    ) in store
+    assert (
+        "- receive_many_1000 at 10k: 0.53x its same-work floor floor_receive_batch, which "
+        "itself reaches 0.47x floor_insert_batch (the ceiling): no implementation doing this "
+        "work can reach 0.5x"
+    ) in store
+    assert "- **FAIL** committed send+receive >= 0.4x" in store
     compliance = _section(text, "Compliance (ms per iteration)")
     row = _row(compliance, "`erase`", "total", "1M")
     assert row[3] == "120.0"

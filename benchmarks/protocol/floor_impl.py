@@ -48,7 +48,8 @@ from benchmarks.protocol.common import (
     shuffled_order,
 )
 
-_AD = bytes(range(64)) + bytes(40)  # session associated data + a message header
+#: Associated data of a message: the session's associated data and a message header.
+AD = bytes(range(64)) + bytes(40)
 _SHA256 = hashes.SHA256()
 _INFO_HANDSHAKE = b"floor handshake"
 _INFO_ROOT = b"floor root"
@@ -64,7 +65,7 @@ def random32() -> bytes:
 _NONCE = bytes(12)
 
 
-def _chain_step(chain_key: bytes) -> tuple[bytes, bytes, bytes]:
+def chain_step(chain_key: bytes) -> tuple[bytes, bytes, bytes]:
     """(message key, nonce, next chain key): one HMAC-SHA512, as entrenous derives them."""
     expanded = hmac.digest(chain_key, b"\x01", "sha512")
     return expanded[32:], _NONCE, expanded[:32]
@@ -127,10 +128,10 @@ class FloorPeer(SyncPeer):
         msg = MESSAGE
 
         def run(_: object) -> None:
-            key, nonce, chains[0] = _chain_step(chains[0])
-            sealed = ChaCha20Poly1305(key).encrypt(nonce, msg, _AD)
-            key, nonce, chains[1] = _chain_step(chains[1])
-            if ChaCha20Poly1305(key).decrypt(nonce, sealed, _AD) != msg:
+            key, nonce, chains[0] = chain_step(chains[0])
+            sealed = ChaCha20Poly1305(key).encrypt(nonce, msg, AD)
+            key, nonce, chains[1] = chain_step(chains[1])
+            if ChaCha20Poly1305(key).decrypt(nonce, sealed, AD) != msg:
                 raise BenchmarkError("one_way: wrong plaintext")
 
         return Case(run)
@@ -151,12 +152,12 @@ class FloorPeer(SyncPeer):
             private, public = _x25519_keypair()
             derived = _hkdf(sodium.crypto_scalarmult(private, peer_public), state[2], _INFO_ROOT)
             state[2], send_chain = derived[:32], derived[32:]
-            key, nonce, _ = _chain_step(send_chain)
-            sealed = ChaCha20Poly1305(key).encrypt(nonce, msg, _AD)
+            key, nonce, _ = chain_step(send_chain)
+            sealed = ChaCha20Poly1305(key).encrypt(nonce, msg, AD)
             derived = _hkdf(sodium.crypto_scalarmult(peer_private, public), state[3], _INFO_ROOT)
             state[3], receive_chain = derived[:32], derived[32:]
-            key, nonce, _ = _chain_step(receive_chain)
-            if ChaCha20Poly1305(key).decrypt(nonce, sealed, _AD) != msg:
+            key, nonce, _ = chain_step(receive_chain)
+            if ChaCha20Poly1305(key).decrypt(nonce, sealed, AD) != msg:
                 raise BenchmarkError("ping_pong: wrong plaintext")
             state[0], state[1] = private, public
 
@@ -174,17 +175,17 @@ class FloorPeer(SyncPeer):
         def run(_: object) -> None:
             sent = []
             for _ in range(BATCH):
-                key, nonce, chains[0] = _chain_step(chains[0])
-                sent.append((nonce, ChaCha20Poly1305(key).encrypt(nonce, msg, _AD)))
+                key, nonce, chains[0] = chain_step(chains[0])
+                sent.append((nonce, ChaCha20Poly1305(key).encrypt(nonce, msg, AD)))
             received = 0  # next index the receiver's chain would derive
             skipped: dict[int, tuple[bytes, bytes]] = {}
             for i in order:
                 while received <= i:
-                    key, nonce, chains[1] = _chain_step(chains[1])
+                    key, nonce, chains[1] = chain_step(chains[1])
                     skipped[received] = (key, nonce)
                     received += 1
                 key, nonce = skipped.pop(i)
-                if ChaCha20Poly1305(key).decrypt(nonce, sent[i][1], _AD) != msg:
+                if ChaCha20Poly1305(key).decrypt(nonce, sent[i][1], AD) != msg:
                     raise BenchmarkError("out_of_order: wrong plaintext")
 
         return Case(run)
@@ -231,8 +232,8 @@ class FloorPeer(SyncPeer):
                 _INFO_HANDSHAKE,
             )
             _, ratchet_public = _x25519_keypair()
-            key, nonce, _ = _chain_step(secret[32:])
-            sealed = ChaCha20Poly1305(key).encrypt(nonce, msg, _AD)
+            key, nonce, _ = chain_step(secret[32:])
+            sealed = ChaCha20Poly1305(key).encrypt(nonce, msg, AD)
             first = alice.public + ephemeral_public + kem_ciphertext + ratchet_public + sealed
 
             # B: verify A's identity, agree, derive, open.
@@ -254,8 +255,8 @@ class FloorPeer(SyncPeer):
                 b_transcript,
                 _INFO_HANDSHAKE,
             )
-            key, nonce, _ = _chain_step(b_secret[32:])
-            if ChaCha20Poly1305(key).decrypt(nonce, first[1280:], _AD) != msg:
+            key, nonce, _ = chain_step(b_secret[32:])
+            if ChaCha20Poly1305(key).decrypt(nonce, first[1280:], AD) != msg:
                 raise BenchmarkError("handshake: wrong plaintext")
 
         return Case(run, prep=publish)
@@ -266,7 +267,7 @@ class FloorPeer(SyncPeer):
         state: dict[str, Any] = {
             "version": 1,
             "session_id": random32(),
-            "associated_data": _AD[:64],
+            "associated_data": AD[:64],
             "own_identity": alice.public,
             "peer_identity": bob.public,
             "root_key": random32(),

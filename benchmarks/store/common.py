@@ -11,7 +11,20 @@ Every workload runs on a *population*: a set of files holding ``size`` stored me
   (the *main* conversation: :data:`MAIN_MESSAGES` messages plus the few that set it up); the
   other messages are spread over filler conversations, interleaved with the main one.
 * ``floor.db``: a raw SQLCipher database (no entrenous code) with a table shaped like the store's
-  ``messages`` table, holding ``size`` rows of the same sizes, for the floors.
+  ``messages`` table, holding ``size`` rows of the same sizes, and a ``conversations`` table of
+  :data:`CONVERSATIONS` rows holding a protocol state blob each, for the floors.
+* ``floor-peer.db``: a copy of ``floor.db``, the receiving side of ``floor_send_receive`` (a
+  send+receive commits to two stores).
+
+Two kinds of floor. The floors the issue states its targets against (``floor_insert_1tx``,
+``floor_insert_batch``) insert a message-sized row and nothing else. The *same-work* floors
+(``floor_send_receive``, ``floor_receive_batch``) do, in raw sqlcipher3 and bare primitive calls,
+exactly the writes and the cryptography the client cannot do without: the message row and the
+conversation's protocol state committed together, on both stores for a send+receive; a chain
+step and an AEAD seal or open of the message; the store's AEAD seal of the body under the
+conversation's data key. No parsing, padding, checks or bookkeeping: an implementation can
+approach such a floor but not cross it, and the floor's own ratio to the issue's floor is the
+most any implementation can reach.
 
 Workloads that write (:attr:`StoreWorkload.writes`) add rows; the worker deletes every row past
 the population's own before and after it measures, so each worker starts from the same store.
@@ -29,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE_DIR = ROOT / "benchmarks" / "results" / "cache"
 #: Bump when the way populations are built changes (the cache key also carries the store's
 #: schema versions, so a new migration rebuilds them too).
-POPULATION_VERSION = 2
+POPULATION_VERSION = 3
 
 #: The text every message carries: 1 KiB of printable ASCII (so 1 KiB of UTF-8), derived from
 #: the protocol benchmarks' fixed plaintext.
@@ -48,6 +61,9 @@ PAGE = 50
 DEEP_BEFORE_INDEX = PAGE
 #: Rows per batch in ``floor_insert_batch`` (the floor of ``receive_many_1000``).
 FLOOR_BATCH = 1_000
+
+#: The floor databases of a population (file stems; they share the floor's key).
+FLOOR_FILES = ("floor", "floor-peer")
 
 #: Population sizes (stored messages per store) of a full and of a ``--quick`` run.
 FULL_SIZES = (10_000, 1_000_000)
@@ -197,6 +213,35 @@ WORKLOADS: dict[str, StoreWorkload] = {
             "message-sized rows; COMMIT; per row",
         ),
         StoreWorkload(
+            name="floor_send_receive",
+            unit="message",
+            ops_per_iteration=1,
+            full_rounds=1_000,
+            quick_rounds=100,
+            full_warmup=100,
+            quick_warmup=10,
+            kind="floor",
+            writes=True,
+            summary="raw, the same work as send_receive: a chain step, AEAD seal of the payload "
+            "and the store's seal of the body, then BEGIN IMMEDIATE; INSERT the row; UPDATE the "
+            "conversation's state; COMMIT on floor.db; a chain step, AEAD open, the store's "
+            "seal and the same commit on floor-peer.db",
+        ),
+        StoreWorkload(
+            name="floor_receive_batch",
+            unit="message",
+            ops_per_iteration=FLOOR_BATCH,
+            full_rounds=20,
+            quick_rounds=4,
+            full_warmup=2,
+            quick_warmup=1,
+            kind="floor",
+            writes=True,
+            summary=f"raw, the same work as receive_many_1000: per message a chain step, AEAD "
+            f"open and the store's seal of the body; then BEGIN IMMEDIATE; executemany INSERT of "
+            f"{FLOOR_BATCH} rows; UPDATE the conversation's state once; COMMIT; per message",
+        ),
+        StoreWorkload(
             name="floor_select_page",
             unit="page",
             ops_per_iteration=1,
@@ -225,12 +270,20 @@ WORKLOADS: dict[str, StoreWorkload] = {
     )
 }
 
-#: The floor each entrenous workload is compared with.
+#: The floor each workload is compared with: the issue's floor of each entrenous workload, and
+#: for a same-work floor the issue's floor of its workload (that ratio is the ceiling).
 FLOOR_OF: dict[str, str] = {
     "send_receive": "floor_insert_1tx",
+    "floor_send_receive": "floor_insert_1tx",
     "receive_many_100": "floor_insert_batch",
     "receive_many_1000": "floor_insert_batch",
+    "floor_receive_batch": "floor_insert_batch",
     "history_page": "floor_select_page",
     "history_page_deep": "floor_select_page",
     "open_raw_key": "floor_open",
+}
+#: The same-work floor of an entrenous workload (see the module doc).
+SAME_WORK_OF: dict[str, str] = {
+    "send_receive": "floor_send_receive",
+    "receive_many_1000": "floor_receive_batch",
 }

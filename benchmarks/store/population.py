@@ -18,7 +18,9 @@ has none. A population of ``size`` messages is built honestly but fast:
    (the same message ids on both sides, as a real exchange would have). A and B are filled in
    two processes at once.
 3. ``floor.db``: a raw SQLCipher database with the store's PRAGMAs and a ``messages`` table of
-   the same columns and indexes (no foreign key), filled with ``size`` rows of the same sizes.
+   the same columns and indexes (no foreign key), filled with ``size`` rows of the same sizes,
+   and a ``conversations`` table of ``CONVERSATIONS`` rows, each with a state blob as long as
+   the main conversation's real protocol state. ``floor-peer.db`` is a copy of it.
 
 No ``ANALYZE`` is run: the library never runs it, so the query planner sees what it sees in a
 real store. Populations are cached under ``benchmarks/results/cache/`` keyed by
@@ -48,6 +50,7 @@ from benchmarks.store.common import (
     CACHE_DIR,
     CONVERSATIONS,
     DEEP_BEFORE_INDEX,
+    FLOOR_FILES,
     MAIN_MESSAGES,
     POPULATION_VERSION,
     TEXT,
@@ -86,7 +89,16 @@ _FLOOR_SCHEMA = (
     "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
     "CREATE INDEX messages_by_expiry ON messages (expires_at, conversation_id) "
     "WHERE expires_at IS NOT NULL",
+    # What a send or receive changes in the store's conversations row: the protocol state and
+    # the time (the store's other columns are never written on that path).
+    """CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY,
+    state BLOB NOT NULL,
+    updated_at INTEGER NOT NULL
+)""",
 )
+#: What the same-work floors write per message in a conversations row.
+FLOOR_UPDATE_STATE = "UPDATE conversations SET state = ?, updated_at = ? WHERE id = ?"
 #: The store's columns, the two compliance ones NULL as in the client's rows here (no policy).
 FLOOR_INSERT = (
     "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, nonce, body, "
@@ -152,7 +164,7 @@ def _filler_conversation(owner: Identity, at_ms: int) -> ConversationRecord:
 
 
 def _fill_client_store(
-    path: str, key_hex: str, main_hex: str, role: str, size: int, salt: bytes
+    path: str, key_hex: str, main_hex: str, role: str, size: int, salt: bytes, conversations: int
 ) -> dict[str, Any]:
     """Add the filler conversations and the bulk messages to one client's store."""
     started = time.perf_counter()
@@ -165,7 +177,7 @@ def _fill_client_store(
         assert secret is not None
         owner = Identity.from_bytes(secret)
         fillers = []
-        for _ in range(CONVERSATIONS - 1):
+        for _ in range(conversations - 1):
             record = _filler_conversation(owner, START_MS)
             with store.transaction():
                 store.add_conversation(record)
@@ -213,8 +225,11 @@ def _fill_client_store(
     }
 
 
-def _fill_floor(path: str, key_hex: str, size: int) -> dict[str, Any]:
-    """The floor database: ``size`` message-shaped rows, by raw sqlcipher3."""
+def _fill_floor(
+    path: str, key_hex: str, size: int, state_size: int, conversations: int
+) -> dict[str, Any]:
+    """The floor database: ``size`` message-shaped rows and ``conversations`` conversation rows
+    with a ``state_size``-byte state each, by raw sqlcipher3."""
     started = time.perf_counter()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
@@ -223,6 +238,12 @@ def _fill_floor(path: str, key_hex: str, size: int) -> dict[str, Any]:
         connection.execute(f"PRAGMA cache_size = -{BUILD_CACHE_KIB}")
         for statement in _FLOOR_SCHEMA:
             connection.execute(statement)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(
+            "INSERT INTO conversations (id, state, updated_at) VALUES (?, ?, ?)",
+            [(i, os.urandom(state_size), START_MS) for i in range(1, conversations + 1)],
+        )
+        connection.execute("COMMIT")
         _, main_positions = _plan(size + REAL_MESSAGES)
         f = 0
         for start in range(0, size, BUILD_CHUNK):
@@ -231,7 +252,7 @@ def _fill_floor(path: str, key_hex: str, size: int) -> dict[str, Any]:
                 if i in main_positions:
                     conversation = FLOOR_MAIN
                 else:
-                    conversation = 2 + f % (CONVERSATIONS - 1)
+                    conversation = 2 + f % (conversations - 1)
                     f += 1
                 sent_at = START_MS + 1000 * i
                 received = i % 2
@@ -254,6 +275,17 @@ def _fill_floor(path: str, key_hex: str, size: int) -> dict[str, Any]:
     return {"role": "floor", "seconds": time.perf_counter() - started}
 
 
+def _state_size(path: Path, key_hex: str, conversation: str) -> int:
+    """Bytes of a conversation's saved protocol state, as the store holds it."""
+    store = SqlCipherStore.open(path, bytes.fromhex(key_hex))
+    try:
+        record = store.conversation(bytes.fromhex(conversation))
+        assert record is not None
+        return len(record.state)
+    finally:
+        store.close()
+
+
 def _max_ids(path: Path, key_hex: str, tables: tuple[str, ...]) -> dict[str, int]:
     connection = raw_connect(path, key_hex)
     try:
@@ -274,8 +306,11 @@ def _count(path: Path, key_hex: str, where: str = "") -> int:
         connection.close()
 
 
-def build(size: int, directory: Path) -> dict[str, Any]:
-    """Build the population of ``size`` messages into ``directory`` (replacing any)."""
+def build(size: int, directory: Path, conversations: int = CONVERSATIONS) -> dict[str, Any]:
+    """Build the population of ``size`` messages into ``directory`` (replacing any), in
+    ``conversations`` conversations per store (fewer than the benchmarks' only in tests)."""
+    if conversations < 2:
+        raise ValueError("a population needs the main conversation and at least one filler")
     if size < 2 * MAIN_MESSAGES + REAL_MESSAGES:
         raise ValueError(
             f"a population needs at least {2 * MAIN_MESSAGES + REAL_MESSAGES} messages"
@@ -304,6 +339,9 @@ def build(size: int, directory: Path) -> dict[str, Any]:
         b.receive(conv_a.send(TEXT))
         main = {"a": conv_a.id, "b": conv_b.id}
     real_seconds = time.perf_counter() - started
+    state_size = {
+        role: _state_size(partial / f"{role}.db", keys[role], main[role]) for role in main
+    }
 
     # 2. and 3. Bulk load, two processes at once.
     with ProcessPoolExecutor(max_workers=2) as pool:
@@ -316,17 +354,31 @@ def build(size: int, directory: Path) -> dict[str, Any]:
                 role,
                 size,
                 salt,
+                conversations,
             )
             for role in ("a", "b")
         ]
-        jobs.append(pool.submit(_fill_floor, str(partial / "floor.db"), keys["floor"], size))
+        jobs.append(
+            pool.submit(
+                _fill_floor,
+                str(partial / "floor.db"),
+                keys["floor"],
+                size,
+                max(state_size.values()),
+                conversations,
+            )
+        )
         fills = [job.result() for job in jobs]
+    # The receiving side of floor_send_receive: the same file (closed, so checkpointed).
+    shutil.copyfile(partial / "floor.db", partial / "floor-peer.db")
+    os.chmod(partial / "floor-peer.db", 0o600)
 
     base = {
         role: _max_ids(partial / f"{role}.db", keys[role], ("messages", "conversations"))
         for role in ("a", "b")
     }
     base["floor"] = _max_ids(partial / "floor.db", keys["floor"], ("messages",))
+    base["floor-peer"] = dict(base["floor"])
     counts = {role: _count(partial / f"{role}.db", keys[role]) for role in ("a", "b")}
     counts["floor"] = _count(partial / "floor.db", keys["floor"])
     counts["floor_main"] = _count(
@@ -351,9 +403,10 @@ def build(size: int, directory: Path) -> dict[str, Any]:
         "main": main,
         "main_messages": REAL_MESSAGES + MAIN_MESSAGES,
         "deep_before": _main_uid(salt, DEEP_BEFORE_INDEX).hex(),
-        "conversations": CONVERSATIONS,
+        "conversations": conversations,
         "floor_main": FLOOR_MAIN,
         "body_size": BODY_SIZE,
+        "state_size": state_size,
         "base": base,
         "messages": counts,
         "files": {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()},
@@ -394,9 +447,10 @@ def reset(directory: Path, manifest: dict[str, Any]) -> dict[str, int]:
     for role, tables in (
         ("a", ("messages", "conversations")),
         ("b", ("messages", "conversations")),
-        ("floor", ("messages",)),
+        *((name, ("messages",)) for name in FLOOR_FILES),
     ):
-        connection = raw_connect(directory / f"{role}.db", manifest["keys"][role])
+        key = manifest["keys"]["floor" if role in FLOOR_FILES else role]
+        connection = raw_connect(directory / f"{role}.db", key)
         try:
             connection.execute("BEGIN IMMEDIATE")
             count = 0

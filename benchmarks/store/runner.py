@@ -16,6 +16,13 @@ iterations. Each entrenous workload is compared with its raw sqlcipher3 floor at
 and with itself at the smallest size (``growth`` = median at the largest size / median at the
 smallest: 1.00 means the cost does not grow with the store). The targets are stated in those
 terms and marked PASS or FAIL.
+
+``send_receive`` and ``receive_many_1000`` are also compared with their *same-work* floors
+(``floor_send_receive``, ``floor_receive_batch``: the client's writes in raw sqlcipher3 and its
+bare primitive calls; benchmarks/store/common.py), and each same-work floor with the floor of
+the target: that ratio is the *ceiling*, the most any implementation doing that work can reach,
+and ``1 - target / ceiling`` is the share of its time an implementation meeting the target could
+spend on anything else (parsing, padding, checks, its state's encoding, Python itself).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from benchmarks.store.common import (
     PAGE,
     QUICK_SIZES,
     ROOT,
+    SAME_WORK_OF,
     TEXT,
     WORKLOADS,
     size_label,
@@ -55,9 +63,11 @@ BUILD_TIMEOUT = 3 * 3600
 ORDER = (
     "send_receive",
     "floor_insert_1tx",
+    "floor_send_receive",
     "receive_many_100",
     "receive_many_1000",
     "floor_insert_batch",
+    "floor_receive_batch",
     "history_page",
     "history_page_deep",
     "floor_select_page",
@@ -272,6 +282,57 @@ def add_comparisons(rows: list[dict[str, Any]], sizes: list[int]) -> None:
         row["x_floor"] = base / median if base and median else None
         first = medians.get((row["workload"], smallest))
         row["growth"] = median / first if median and first and row["size"] != smallest else None
+        same = SAME_WORK_OF.get(row["workload"])
+        same_base = medians.get((same, row["size"])) if same else None
+        row["same_work_floor"] = same
+        row["x_same_work"] = same_base / median if same_base and median else None
+
+
+def same_work(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
+    """Per floor target and size: the workload against its same-work floor, that floor's ratio
+    to the target's floor (the ceiling), and the share of time the target leaves for the rest."""
+    by_pair = {(r["workload"], r["size"]): r for r in rows}
+    out = []
+    for target in FLOOR_TARGETS:
+        same = SAME_WORK_OF.get(target.workload)
+        if same is None:
+            continue
+        for size in sizes:
+            ceiling = by_pair.get((same, size), {}).get("x_floor")
+            out.append(
+                {
+                    "workload": target.workload,
+                    "same_work_floor": same,
+                    "floor": target.floor,
+                    "size": size,
+                    "minimum": target.minimum,
+                    "x_same_work": by_pair.get((target.workload, size), {}).get("x_same_work"),
+                    "ceiling": ceiling,
+                    "left_at_target": 1 - target.minimum / ceiling if ceiling else None,
+                }
+            )
+    return out
+
+
+def same_work_lines(entries: list[dict[str, Any]]) -> list[str]:
+    """One sentence per entry of :func:`same_work` (for the text output and RESULTS.md)."""
+    lines = []
+    for e in entries:
+        if e["x_same_work"] is None or e["ceiling"] is None:
+            continue
+        left = e["left_at_target"]
+        room = (
+            f"a {e['minimum']}x target leaves {left:.0%} of an implementation's time for "
+            "everything else"
+            if left > 0
+            else f"no implementation doing this work can reach {e['minimum']}x"
+        )
+        lines.append(
+            f"{e['workload']} at {size_label(e['size'])}: {e['x_same_work']:.2f}x its same-work "
+            f"floor {e['same_work_floor']}, which itself reaches {e['ceiling']:.2f}x "
+            f"{e['floor']} (the ceiling): {room}"
+        )
+    return lines
 
 
 def judge(rows: list[dict[str, Any]], sizes: list[int]) -> list[dict[str, Any]]:
@@ -371,8 +432,12 @@ def render_table(rows: list[dict[str, Any]], sizes: list[int]) -> str:
     return "\n".join(out)
 
 
-def render_notes(rows: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> str:
-    """Definitions, targets, then every error."""
+def render_notes(
+    rows: list[dict[str, Any]],
+    verdicts: list[dict[str, Any]],
+    ceilings: list[dict[str, Any]] | None = None,
+) -> str:
+    """Definitions, targets, the same-work comparison, then every error."""
     out = [
         "x floor = floor median / workload median (same size) = throughput as a multiple of "
         "the floor's",
@@ -390,6 +455,10 @@ def render_notes(rows: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> 
         else:
             shown = f"{measured:.2f}x"
         out.append(f"  [{v['verdict']:>4}] {v['target']}: measured {shown}")
+    same = same_work_lines(ceilings or [])
+    if same:
+        out += ["", "same work (raw sqlcipher3 and bare primitive calls doing the client's work):"]
+        out += [f"  {line}" for line in same]
     errors = [
         f"  {r['workload']} / {r['label']}: {r['status']}: {r['reason']}"
         for r in rows
@@ -492,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [summarise(results[pair], pair[1]) for pair in pairs]
     add_comparisons(rows, sizes)
     verdicts = judge(rows, sizes)
+    ceilings = same_work(rows, sizes)
     plans = populations[max(sizes)].get("query_plans", [])
     version = next(
         (raw["version"] for raw in results.get(pairs[0], []) if raw.get("version")), None
@@ -499,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(render_table(rows, sizes))
     print()
-    print(render_notes(rows, verdicts))
+    print(render_notes(rows, verdicts, ceilings))
     print()
     print(render_plans(plans, size_label(max(sizes))))
     print("\npopulations:")
@@ -527,6 +597,9 @@ def main(argv: list[str] | None = None) -> int:
             "x_floor": "floor median / workload median, same size (throughput as a multiple "
             "of the floor's)",
             "growth": "median at this size / median at the smallest size",
+            "x_same_work": "same-work floor median / workload median, same size",
+            "ceiling": "a same-work floor's x_floor: the most an implementation doing that "
+            "work can reach against the target's floor",
             "growth_tolerance": GROWTH_TOLERANCE,
         },
         "workloads": {
@@ -537,6 +610,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": WORKLOADS[name].rounds(quick=args.quick),
                 "warmup": WORKLOADS[name].warmup(quick=args.quick),
                 "floor": FLOOR_OF.get(name),
+                "same_work_floor": SAME_WORK_OF.get(name),
                 "summary": WORKLOADS[name].summary,
             }
             for name in workloads
@@ -552,6 +626,7 @@ def main(argv: list[str] | None = None) -> int:
                     "conversations",
                     "main_messages",
                     "body_size",
+                    "state_size",
                     "messages",
                     "files",
                 )
@@ -560,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "results": rows,
         "targets": verdicts,
+        "same_work": ceilings,
         "query_plans": {"size": max(sizes), "plans": plans},
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

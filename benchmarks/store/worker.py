@@ -98,6 +98,9 @@ def _client_case(name: str, directory: Path, manifest: dict[str, Any], stack: Ex
 def _floor_case(name: str, directory: Path, manifest: dict[str, Any], stack: ExitStack) -> Case:
     from benchmarks.store.population import BODY_SIZE, FLOOR_INSERT, START_MS, raw_connect
 
+    if name in SAME_WORK_FLOORS:
+        return _same_work_case(name, directory, manifest, stack)
+
     path, key_hex, main = directory / "floor.db", manifest["keys"]["floor"], manifest["floor_main"]
     select = (
         "SELECT uid, direction, sent_at, received_at, nonce, body FROM messages "
@@ -157,6 +160,101 @@ def _floor_case(name: str, directory: Path, manifest: dict[str, Any], stack: Exi
         execute("COMMIT")
 
     return Case(run_batch, prep=rows)
+
+
+#: The same-work floors (benchmarks/store/common.py says what they are).
+SAME_WORK_FLOORS = ("floor_send_receive", "floor_receive_batch")
+
+
+def _same_work_case(name: str, directory: Path, manifest: dict[str, Any], stack: ExitStack) -> Case:
+    """A same-work floor: the client's writes in raw sqlcipher3 and its bare primitive calls.
+
+    The message's plaintext is the stored payload of the 1 KiB text (the protocol's padding is
+    left out: a floor may do less, never more). The sender's chain runs in ``prep`` for
+    ``floor_receive_batch`` (A sending is untimed there too) and in the timed iteration for
+    ``floor_send_receive``. Message ids, nonces and state blobs are random bytes drawn in
+    ``prep``, as ``floor_insert_1tx`` draws its rows.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    from benchmarks.protocol.floor_impl import AD, chain_step
+    from benchmarks.store.population import (
+        BODY_SIZE,
+        FLOOR_INSERT,
+        FLOOR_UPDATE_STATE,
+        START_MS,
+        raw_connect,
+    )
+
+    key_hex, main = manifest["keys"]["floor"], manifest["floor_main"]
+    state_size = manifest["state_size"]
+    plaintext = os.urandom(BODY_SIZE - 16)
+    body_ad = os.urandom(48)  # the store binds a body to a label and both ids
+    first_chain = os.urandom(32)
+    chains = [first_chain, first_chain]  # the sender's and the receiver's copy of one chain
+    # One data-key cipher per store, set up once (as the store keeps its keys).
+    seal_a = ChaCha20Poly1305(os.urandom(32)).encrypt
+    seal_b = ChaCha20Poly1305(os.urandom(32)).encrypt
+    connections = {}
+    for stem in ("floor", "floor-peer"):
+        connection = connections[stem] = raw_connect(directory / f"{stem}.db", key_hex)
+        stack.callback(connection.close)
+    sender, receiver = connections["floor"].execute, connections["floor-peer"].execute
+
+    def drawn() -> tuple[bytearray, bytearray]:
+        """A message id and a body nonce."""
+        return bytearray(os.urandom(16)), bytearray(os.urandom(12))
+
+    if name == "floor_send_receive":
+        Drawn = tuple[tuple[bytearray, bytearray], tuple[bytearray, bytearray], bytes, bytes]
+
+        def prep() -> Drawn:
+            return drawn(), drawn(), os.urandom(state_size["a"]), os.urandom(state_size["b"])
+
+        def run_send_receive(prepared: Drawn) -> None:
+            (uid_a, nonce_a), (uid_b, nonce_b), state_a, state_b = prepared
+            key, nonce, chains[0] = chain_step(chains[0])
+            envelope = ChaCha20Poly1305(key).encrypt(nonce, plaintext, AD)
+            body = seal_a(nonce_a, plaintext, body_ad)
+            sender("BEGIN IMMEDIATE")
+            sender(FLOOR_INSERT, (main, uid_a, 0, START_MS, None, nonce_a, body))
+            sender(FLOOR_UPDATE_STATE, (state_a, START_MS, main))
+            sender("COMMIT")
+            key, nonce, chains[1] = chain_step(chains[1])
+            opened = ChaCha20Poly1305(key).decrypt(nonce, envelope, AD)
+            body = seal_b(nonce_b, opened, body_ad)
+            receiver("BEGIN IMMEDIATE")
+            receiver(FLOOR_INSERT, (main, uid_b, 1, START_MS, START_MS + 500, nonce_b, body))
+            receiver(FLOOR_UPDATE_STATE, (state_b, START_MS, main))
+            receiver("COMMIT")
+
+        return Case(run_send_receive, prep=prep)
+
+    assert name == "floor_receive_batch"
+    executemany = connections["floor-peer"].executemany
+    Batch = tuple[list[tuple[bytes, tuple[bytearray, bytearray]]], bytes]
+
+    def prep_batch() -> Batch:
+        sent = []
+        for _ in range(FLOOR_BATCH):
+            key, nonce, chains[0] = chain_step(chains[0])
+            sent.append((ChaCha20Poly1305(key).encrypt(nonce, plaintext, AD), drawn()))
+        return sent, os.urandom(state_size["b"])
+
+    def run_receive_batch(prepared: Batch) -> None:
+        sent, state = prepared
+        rows = []
+        for envelope, (uid, nonce_b) in sent:
+            key, nonce, chains[1] = chain_step(chains[1])
+            opened = ChaCha20Poly1305(key).decrypt(nonce, envelope, AD)
+            body = seal_b(nonce_b, opened, body_ad)
+            rows.append((main, uid, 1, START_MS, START_MS + 500, nonce_b, body))
+        receiver("BEGIN IMMEDIATE")
+        executemany(FLOOR_INSERT, rows)
+        receiver(FLOOR_UPDATE_STATE, (state, START_MS, main))
+        receiver("COMMIT")
+
+    return Case(run_receive_batch, prep=prep_batch)
 
 
 def run(workload: str, directory: Path, rounds: int, warmup: int) -> dict[str, Any]:

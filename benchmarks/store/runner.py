@@ -329,7 +329,7 @@ def same_work_lines(entries: list[dict[str, Any]]) -> list[str]:
         )
         lines.append(
             f"{e['workload']} at {size_label(e['size'])}: {e['x_same_work']:.2f}x its same-work "
-            f"floor {e['same_work_floor']}, which itself reaches {e['ceiling']:.2f}x "
+            f"floor {e['same_work_floor']}, which itself reaches {e['ceiling']:.3f}x "
             f"{e['floor']} (the ceiling): {room}"
         )
     return lines

@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.protocol.runner import BUSY_FRACTION
 from benchmarks.scaling import SERIES, point_from_row
-from benchmarks.store.common import ROOT, size_label
+from benchmarks.store.common import ROOT, SAME_WORK_OF, size_label
 from benchmarks.store.runner import same_work_lines
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -77,9 +77,9 @@ def num(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def times(value: float | None) -> str:
+def times(value: float | None, digits: int = 2) -> str:
     """A ratio as ``0.79x``; ``-`` for None."""
-    return "-" if value is None else f"{value:.2f}x"
+    return "-" if value is None else f"{value:.{digits}f}x"
 
 
 def spread(row: dict[str, Any], unit: str, digits: int = 1) -> str:
@@ -366,6 +366,7 @@ def store_section(report: dict[str, Any] | None) -> list[str]:
         return [*out, "Not run."]
     rows = report.get("results", [])
     sizes, span = _sizes_and_span(report, rows)
+    ceilings = set(SAME_WORK_OF.values())
     body: list[tuple[str, ...]] = []
     for r in rows:
         if "median_us" in r:
@@ -377,7 +378,12 @@ def store_section(report: dict[str, Any] | None) -> list[str]:
                     num(r.get("median_all_us")),
                     spread(r, "us"),
                     num(r.get("ops_per_s"), 0),
-                    f"{times(r.get('x_floor'))} `{r['floor']}`" if r.get("x_floor") else "-",
+                    # A same-work floor's ratio is a ceiling a target is compared with: three
+                    # decimals, so that one just under the target does not print as equal.
+                    f"{times(r.get('x_floor'), 3 if r['workload'] in ceilings else 2)} "
+                    f"`{r['floor']}`"
+                    if r.get("x_floor")
+                    else "-",
                     times(r.get("growth")),
                 )
             )

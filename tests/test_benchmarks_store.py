@@ -23,6 +23,7 @@ from benchmarks.store.common import (
 SIZE = 2 * MAIN_MESSAGES + population.REAL_MESSAGES
 #: Filler conversations per store (1,000 in a real population: the handshakes cost seconds).
 CONVERSATIONS = 12
+SAME_WORK = set(SAME_WORK_OF.values())
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +141,40 @@ def test_runner_compares_with_both_floors(built: tuple[Path, dict[str, Any]]) ->
     assert entry["left_at_target"] == pytest.approx(1 - 0.4 / same["x_floor"])
     notes = runner.render_notes(rows, runner.judge(rows, [SIZE]), runner.same_work(rows, [SIZE]))
     assert "its same-work floor floor_send_receive" in notes
+
+
+class _BindingSpy:
+    """A raw connection that records every parameter bound through it."""
+
+    def __init__(self, inner: Any, bound: list[object]) -> None:
+        self._inner, self._bound = inner, bound
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self._bound.extend(params)
+        return self._inner.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        rows = list(rows)
+        for row in rows:
+            self._bound.extend(row)
+        return self._inner.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("workload", [w for w in runner.ORDER if "insert" in w or w in SAME_WORK])
+def test_floors_bind_as_cheaply_as_the_store(
+    built: tuple[Path, dict[str, Any]], workload: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A floor must not do more than the client: it binds blobs as bytearray and never a None
+    (sqlcipher3 sends bytes and None through its adapter registry), as the store does."""
+    directory, _ = built
+    bound: list[object] = []
+    connect = population.raw_connect
+    monkeypatch.setattr(population, "raw_connect", lambda *args: _BindingSpy(connect(*args), bound))
+    result = worker.run(workload, directory, rounds=2, warmup=1)
+    assert result["status"] == "ok", result["reason"]
+    blobs = [value for value in bound if isinstance(value, (bytes, bytearray))]
+    assert blobs and all(type(value) is bytearray for value in blobs)
+    assert None not in bound

@@ -19,10 +19,12 @@ Every workload runs on a *population*: a set of files holding ``size`` stored me
 Two kinds of floor. The floors the issue states its targets against (``floor_insert_1tx``,
 ``floor_insert_batch``) insert a message-sized row and nothing else. The *same-work* floors
 (``floor_send_receive``, ``floor_receive_batch``) do, in raw sqlcipher3 and bare primitive calls,
-exactly the writes and the cryptography the client cannot do without: the message row and the
-conversation's protocol state committed together, on both stores for a send+receive; a chain
-step and an AEAD seal or open of the message; the store's AEAD seal of the body under the
-conversation's data key. No parsing, padding, checks or bookkeeping: an implementation can
+no more than the writes and the cryptography the client cannot do without: the message row and
+the conversation's protocol state committed together, on both stores for a send+receive; a
+chain step and an AEAD seal or open of the message; the store's AEAD seal of the body under the
+conversation's data key; every parameter bound the cheapest way sqlcipher3 binds (blobs as
+``bytearray``, NULLs as literals, as the store binds them; a test checks it). No parsing,
+padding, checks or bookkeeping, and a shorter plaintext (no padding): an implementation can
 approach such a floor but not cross it, and the floor's own ratio to the issue's floor is the
 most any implementation can reach.
 

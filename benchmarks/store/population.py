@@ -104,6 +104,11 @@ FLOOR_INSERT = (
     "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, nonce, body, "
     "timer_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
 )
+#: A sent message's row (no received_at), NULLs written as literals as the store writes them.
+FLOOR_INSERT_SENT = (
+    "INSERT INTO messages (conversation_id, uid, direction, sent_at, received_at, nonce, body, "
+    "timer_ms, expires_at) VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, NULL)"
+)
 #: Page cache of the building connections, in KiB (the store's own default is 8 MiB).
 BUILD_CACHE_KIB = 256 * 1024
 #: Share of free pages above which :func:`reset` vacuums a file.

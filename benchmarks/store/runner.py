@@ -322,10 +322,11 @@ def same_work_lines(entries: list[dict[str, Any]]) -> list[str]:
             continue
         left = e["left_at_target"]
         room = (
-            f"a {e['minimum']}x target leaves {left:.0%} of an implementation's time for "
+            f"a {e['minimum']}x target leaves {left:.1%} of an implementation's time for "
             "everything else"
-            if left > 0
-            else f"no implementation doing this work can reach {e['minimum']}x"
+            if left >= 0
+            else f"the ceiling is {-left:.1%} below the {e['minimum']}x target: no "
+            "implementation doing this work reaches it in this run"
         )
         lines.append(
             f"{e['workload']} at {size_label(e['size'])}: {e['x_same_work']:.2f}x its same-work "

@@ -173,7 +173,9 @@ def _same_work_case(name: str, directory: Path, manifest: dict[str, Any], stack:
     left out: a floor may do less, never more). The sender's chain runs in ``prep`` for
     ``floor_receive_batch`` (A sending is untimed there too) and in the timed iteration for
     ``floor_send_receive``. Message ids, nonces and state blobs are random bytes drawn in
-    ``prep``, as ``floor_insert_1tx`` draws its rows.
+    ``prep``, as ``floor_insert_1tx`` draws its rows. Parameters are bound the way the store
+    binds them, the cheapest sqlcipher3 has: blobs as ``bytearray``, never a ``None`` (a NULL
+    is a literal in the statement).
     """
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
@@ -181,6 +183,7 @@ def _same_work_case(name: str, directory: Path, manifest: dict[str, Any], stack:
     from benchmarks.store.population import (
         BODY_SIZE,
         FLOOR_INSERT,
+        FLOOR_INSERT_SENT,
         FLOOR_UPDATE_STATE,
         START_MS,
         raw_connect,
@@ -206,23 +209,30 @@ def _same_work_case(name: str, directory: Path, manifest: dict[str, Any], stack:
         return bytearray(os.urandom(16)), bytearray(os.urandom(12))
 
     if name == "floor_send_receive":
-        Drawn = tuple[tuple[bytearray, bytearray], tuple[bytearray, bytearray], bytes, bytes]
+        Drawn = tuple[
+            tuple[bytearray, bytearray], tuple[bytearray, bytearray], bytearray, bytearray
+        ]
 
         def prep() -> Drawn:
-            return drawn(), drawn(), os.urandom(state_size["a"]), os.urandom(state_size["b"])
+            return (
+                drawn(),
+                drawn(),
+                bytearray(os.urandom(state_size["a"])),
+                bytearray(os.urandom(state_size["b"])),
+            )
 
         def run_send_receive(prepared: Drawn) -> None:
             (uid_a, nonce_a), (uid_b, nonce_b), state_a, state_b = prepared
             key, nonce, chains[0] = chain_step(chains[0])
             envelope = ChaCha20Poly1305(key).encrypt(nonce, plaintext, AD)
-            body = seal_a(nonce_a, plaintext, body_ad)
+            body = bytearray(seal_a(nonce_a, plaintext, body_ad))
             sender("BEGIN IMMEDIATE")
-            sender(FLOOR_INSERT, (main, uid_a, 0, START_MS, None, nonce_a, body))
+            sender(FLOOR_INSERT_SENT, (main, uid_a, 0, START_MS, nonce_a, body))
             sender(FLOOR_UPDATE_STATE, (state_a, START_MS, main))
             sender("COMMIT")
             key, nonce, chains[1] = chain_step(chains[1])
             opened = ChaCha20Poly1305(key).decrypt(nonce, envelope, AD)
-            body = seal_b(nonce_b, opened, body_ad)
+            body = bytearray(seal_b(nonce_b, opened, body_ad))
             receiver("BEGIN IMMEDIATE")
             receiver(FLOOR_INSERT, (main, uid_b, 1, START_MS, START_MS + 500, nonce_b, body))
             receiver(FLOOR_UPDATE_STATE, (state_b, START_MS, main))
@@ -232,14 +242,14 @@ def _same_work_case(name: str, directory: Path, manifest: dict[str, Any], stack:
 
     assert name == "floor_receive_batch"
     executemany = connections["floor-peer"].executemany
-    Batch = tuple[list[tuple[bytes, tuple[bytearray, bytearray]]], bytes]
+    Batch = tuple[list[tuple[bytes, tuple[bytearray, bytearray]]], bytearray]
 
     def prep_batch() -> Batch:
         sent = []
         for _ in range(FLOOR_BATCH):
             key, nonce, chains[0] = chain_step(chains[0])
             sent.append((ChaCha20Poly1305(key).encrypt(nonce, plaintext, AD), drawn()))
-        return sent, os.urandom(state_size["b"])
+        return sent, bytearray(os.urandom(state_size["b"]))
 
     def run_receive_batch(prepared: Batch) -> None:
         sent, state = prepared
@@ -247,7 +257,7 @@ def _same_work_case(name: str, directory: Path, manifest: dict[str, Any], stack:
         for envelope, (uid, nonce_b) in sent:
             key, nonce, chains[1] = chain_step(chains[1])
             opened = ChaCha20Poly1305(key).decrypt(nonce, envelope, AD)
-            body = seal_b(nonce_b, opened, body_ad)
+            body = bytearray(seal_b(nonce_b, opened, body_ad))
             rows.append((main, uid, 1, START_MS, START_MS + 500, nonce_b, body))
         receiver("BEGIN IMMEDIATE")
         executemany(FLOOR_INSERT, rows)

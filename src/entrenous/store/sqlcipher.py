@@ -1047,7 +1047,8 @@ class SqlCipherStore:
             self._connection.execute(_INSERT_MESSAGE[nulls], params)
 
     def add_messages(self, records: list[MessageRecord]) -> None:
-        """Store messages in one statement (batches); a duplicate id raises ReplayError."""
+        """Store messages in order, one statement per run of rows with the same NULL columns
+        (a batch is usually one run); a duplicate id raises ReplayError."""
         self._write()
         if not records:
             return

@@ -32,19 +32,27 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     return directory, population.build(SIZE, directory, CONVERSATIONS)
 
 
+def _query(
+    directory: Path, manifest: dict[str, Any], stem: str, sql: str, params: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Every row ``sql`` returns from one file of the population (``a``, ``b`` or a floor)."""
+    key = manifest["keys"]["floor" if stem in FLOOR_FILES else stem]
+    connection = population.raw_connect(directory / f"{stem}.db", key)
+    try:
+        rows: list[tuple[Any, ...]] = connection.execute(sql, params).fetchall()
+        return rows
+    finally:
+        connection.close()
+
+
 def _rows(directory: Path, manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
-    counts = {}
-    for stem in ("a", "b", *FLOOR_FILES):
-        key = manifest["keys"]["floor" if stem in FLOOR_FILES else stem]
-        connection = population.raw_connect(directory / f"{stem}.db", key)
-        try:
-            counts[stem] = {
-                table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
-                for table in ("messages", "conversations")
-            }
-        finally:
-            connection.close()
-    return counts
+    return {
+        stem: {
+            table: _query(directory, manifest, stem, f"SELECT count(*) FROM {table}")[0][0]  # noqa: S608
+            for table in ("messages", "conversations")
+        }
+        for stem in ("a", "b", *FLOOR_FILES)
+    }
 
 
 def test_population_has_both_floor_files_with_conversation_states(
@@ -55,16 +63,16 @@ def test_population_has_both_floor_files_with_conversation_states(
     sizes = manifest["state_size"]
     assert set(sizes) == {"a", "b"} and all(200 < n < 4000 for n in sizes.values())
     for stem in FLOOR_FILES:
-        connection = population.raw_connect(directory / f"{stem}.db", manifest["keys"]["floor"])
-        try:
-            lengths = connection.execute("SELECT length(state) FROM conversations").fetchall()
-            main = connection.execute(
-                "SELECT count(*) FROM messages WHERE conversation_id = ?", (manifest["floor_main"],)
-            ).fetchone()[0]
-        finally:
-            connection.close()
+        lengths = _query(directory, manifest, stem, "SELECT length(state) FROM conversations")
+        main = _query(
+            directory,
+            manifest,
+            stem,
+            "SELECT count(*) FROM messages WHERE conversation_id = ?",
+            (manifest["floor_main"],),
+        )
         assert lengths == [(max(sizes.values()),)] * CONVERSATIONS
-        assert main == MAIN_MESSAGES
+        assert main == [(MAIN_MESSAGES,)]
     counts = _rows(directory, manifest)
     assert all(counts[stem]["messages"] == SIZE for stem in counts)
 
@@ -85,16 +93,11 @@ def test_worker_measures_and_puts_the_population_back(
 
 
 def _states(directory: Path, manifest: dict[str, Any]) -> dict[str, bytes]:
-    states = {}
-    for stem in FLOOR_FILES:
-        connection = population.raw_connect(directory / f"{stem}.db", manifest["keys"]["floor"])
-        try:
-            states[stem] = connection.execute(
-                "SELECT state FROM conversations WHERE id = ?", (manifest["floor_main"],)
-            ).fetchone()[0]
-        finally:
-            connection.close()
-    return states
+    sql = "SELECT state FROM conversations WHERE id = ?"
+    return {
+        stem: _query(directory, manifest, stem, sql, (manifest["floor_main"],))[0][0]
+        for stem in FLOOR_FILES
+    }
 
 
 def test_same_work_floors_write_what_the_client_writes(

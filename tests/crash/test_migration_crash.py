@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 
 from crash_support import _wait_ready, _worker_env
 from migration_worker import KEYS, PHASE, STORE
-from store_support import raw_connect, raw_store, spec_key_file_key
+from store_support import raw_connect, raw_store, spec_key_file_key, version
 
 from entrenous import Client, Policy
 from entrenous.store.migrations import (
@@ -108,12 +108,6 @@ def schema(connection: Any) -> Schema:
         "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
     ).fetchall()
     return rows
-
-
-def version(connection: Any) -> int:
-    value = connection.execute("PRAGMA user_version").fetchone()[0]
-    assert isinstance(value, int)
-    return value
 
 
 def reference_schemas(directory: Path, steps: tuple[Migration, ...]) -> dict[int, Schema]:

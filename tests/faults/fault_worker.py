@@ -178,6 +178,19 @@ class Worker:
         return record
 
 
+def failure(op: str, side: str, exc: BaseException) -> dict[str, Any]:
+    """The record of an operation that raised: what was raised, by which module, its message."""
+    return {
+        "op": op,
+        "side": side,
+        "ok": False,
+        "error": type(exc).__name__,
+        "module": type(exc).__module__,
+        "mro": [c.__name__ for c in type(exc).__mro__],
+        "message": str(exc),
+    }
+
+
 def main() -> None:
     spec = json.loads(sys.argv[1])
     worker = Worker(spec)
@@ -204,36 +217,16 @@ def main() -> None:
             emit(worker.run(op))
         except BaseException as exc:
             name, side = op.split(":")
-            emit(
-                {
-                    "op": name,
-                    "side": side,
-                    "ok": False,
-                    "error": type(exc).__name__,
-                    "module": type(exc).__module__,
-                    "mro": [c.__name__ for c in type(exc).__mro__],
-                    "message": str(exc),
-                    "trace": ""
-                    if type(exc).__module__ == "entrenous.errors"
-                    else traceback.format_exc(),
-                }
-            )
+            record = failure(name, side, exc)
+            library = type(exc).__module__ == "entrenous.errors"
+            record["trace"] = "" if library else traceback.format_exc()
+            emit(record)
     for side, client in worker.clients.items():
         if client is not None:
             try:
                 client.close()
             except BaseException as exc:
-                emit(
-                    {
-                        "op": "final close",
-                        "side": side,
-                        "ok": False,
-                        "error": type(exc).__name__,
-                        "module": type(exc).__module__,
-                        "mro": [c.__name__ for c in type(exc).__mro__],
-                        "message": str(exc),
-                    }
-                )
+                emit(failure("final close", side, exc))
 
 
 if __name__ == "__main__":

@@ -87,6 +87,13 @@ def assert_unchanged(
         assert after[name][0] == b"", f"{name} is not empty"
 
 
+def version(connection: Any) -> int:
+    """The schema version a store file says it is at (``PRAGMA user_version``)."""
+    value = connection.execute("PRAGMA user_version").fetchone()[0]
+    assert isinstance(value, int)
+    return value
+
+
 def tables(connection: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table (a logical dump, ordered), through ``connection``."""
     names = [

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_support import StatementSpy, open_pair, raw_store, snapshot
+from store_support import StatementSpy, open_pair, raw_store, snapshot, version
 
 from entrenous import Client
 from entrenous.errors import StoreError
@@ -72,12 +72,6 @@ def schema(connection: Any) -> list[tuple[str, str, str | None]]:
         "SELECT type, name, sql FROM sqlite_master ORDER BY name"
     ).fetchall()
     return rows
-
-
-def version(connection: Any) -> int:
-    value = connection.execute("PRAGMA user_version").fetchone()[0]
-    assert isinstance(value, int)
-    return value
 
 
 @pytest.fixture

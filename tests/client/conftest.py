@@ -1,7 +1,8 @@
 """Fixtures of the client tests, and access to the store tests' helpers.
 
 pytest puts each test's own folder on ``sys.path`` (prepend import mode, no packages); this adds
-the store tests' folder too, so ``import store_support`` works whichever folder runs first.
+the store and compliance tests' folders too, so ``import store_support`` (and
+``compliance_support``) works whichever folder runs first.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-_STORE_TESTS = str(Path(__file__).resolve().parents[1] / "store")
-if _STORE_TESTS not in sys.path:
-    sys.path.insert(0, _STORE_TESTS)
+for _folder in ("store", "compliance"):
+    _path = str(Path(__file__).resolve().parents[1] / _folder)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from store_support import Pair, PairTemplate, build_pair_template  # noqa: E402
 

@@ -20,6 +20,7 @@ from typing import Any
 import jsonschema
 import msgpack
 import pytest
+from compliance_support import bank_policy
 from store_support import Pair, StatementSpy
 
 from entrenous import Client, Policy
@@ -30,28 +31,7 @@ SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "spec" / "export.schema.json").read_text()
 )
 #: Messages of the default category expire after a minute; "contract" ones are kept ten years.
-POLICY = """\
-version = 1
-
-[controller]
-name = "Thread Bank AG"
-contact = "privacy@threads.example"
-
-[retention.default]
-max_age = "1min"
-
-[retention.categories.contract]
-description = "Contract conversations"
-max_age = "11y"
-min_age = "10y"
-legal_ground = "HGB 257"
-
-[purposes.marketing]
-description = "Offers"
-legal_basis = "consent"
-requires_consent = true
-notice_version = "v1"
-"""
+POLICY = bank_policy("Thread Bank AG", "privacy@threads.example", "1min")
 
 
 class ThreadSpy(StatementSpy):

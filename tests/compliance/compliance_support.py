@@ -55,6 +55,34 @@ categories = ["advice", "contract"]
 NOTICE = "We would like to send you offers for our products. You can withdraw at any time."
 
 
+def bank_policy(name: str, contact: str, default_max_age: str) -> str:
+    """A small policy for the tests that only need one: the default category kept for
+    ``default_max_age``, "contract" conversations ten years (HGB 257), and a "marketing" purpose
+    that needs consent (notice version v1)."""
+    return f"""\
+version = 1
+
+[controller]
+name = "{name}"
+contact = "{contact}"
+
+[retention.default]
+max_age = "{default_max_age}"
+
+[retention.categories.contract]
+description = "Contract conversations"
+max_age = "11y"
+min_age = "10y"
+legal_ground = "HGB 257"
+
+[purposes.marketing]
+description = "Offers"
+legal_basis = "consent"
+requires_consent = true
+notice_version = "v1"
+"""
+
+
 def policy(text: str = POLICY) -> Policy:
     """The test policy (or another text)."""
     return Policy.parse(text)

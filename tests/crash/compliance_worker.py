@@ -28,32 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+#: The compliance tests' helpers (the bank's policy); imported with the library, in Worker.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compliance"))
+
 INTENT_LOG = "intent.log"
 KEYS = "keys.json"
 PHASE = "phase"
 SPEED = 60.0
-POLICY = """\
-version = 1
-
-[controller]
-name = "Crash Bank AG"
-contact = "privacy@crash.example"
-
-[retention.default]
-max_age = "1min"
-
-[retention.categories.contract]
-description = "Contract conversations"
-max_age = "11y"
-min_age = "10y"
-legal_ground = "HGB 257"
-
-[purposes.marketing]
-description = "Offers"
-legal_basis = "consent"
-requires_consent = true
-notice_version = "v1"
-"""
 NOTICE = "May we send you offers?"
 
 
@@ -94,6 +75,8 @@ def intents(directory: Path) -> tuple[list[str], dict[str, str]]:
 
 class Worker:
     def __init__(self, directory: Path, seed: int) -> None:
+        from compliance_support import bank_policy
+
         from entrenous import Client, Policy
         from entrenous.cli_output import json_text, write_private
 
@@ -108,7 +91,7 @@ class Worker:
             directory / "bank.db",
             key=bytes.fromhex(keys["bank"]),
             clock=clock,
-            policy=Policy.parse(POLICY),
+            policy=Policy.parse(bank_policy("Crash Bank AG", "privacy@crash.example", "1min")),
         )
         self.customer = Client.open(directory / "cust.db", key=bytes.fromhex(keys["cust"]))
         intended, _ = intents(directory)

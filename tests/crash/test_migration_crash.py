@@ -50,7 +50,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "compliance"))
 
+from compliance_support import bank_policy
 from crash_support import _wait_ready, _worker_env
 from migration_worker import KEYS, PHASE, STORE
 from store_support import raw_connect, raw_store, spec_key_file_key, version
@@ -76,28 +78,7 @@ OLD_VERSIONS = tuple(m.version for m in MIGRATIONS[:-1])
 KEY_FILE_VERSION_OF = {1: 1, 2: 2, 3: 2}
 CONVERSATIONS = 6
 MESSAGES = 30  # sent by the bank in each conversation; the customer answers a third of them
-POLICY = """\
-version = 1
-
-[controller]
-name = "Migration Bank AG"
-contact = "privacy@migration.example"
-
-[retention.default]
-max_age = "10y"
-
-[retention.categories.contract]
-description = "Contract conversations"
-max_age = "11y"
-min_age = "10y"
-legal_ground = "HGB 257"
-
-[purposes.marketing]
-description = "Offers"
-legal_basis = "consent"
-requires_consent = true
-notice_version = "v1"
-"""
+POLICY = bank_policy("Migration Bank AG", "privacy@migration.example", "10y")
 
 Schema = list[tuple[str, str, str, str | None]]
 Rows = dict[str, tuple[str, list[tuple[Any, ...]]]]

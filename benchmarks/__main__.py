@@ -84,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return _scaling(args)
     if suite == "report":
         return _report(args)
+    from benchmarks.protocol.runner import passes_option
+
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks [all]",
         description="Run the protocol, the store and the compliance benchmarks, one suite after "
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "`scaling`, `report`).",
     )
     parser.add_argument("--quick", action="store_true", help="a short run of every suite")
-    parser.add_argument("--passes", type=int, metavar="N", help="passes of each suite")
+    parser.add_argument("--passes", type=passes_option, metavar="N", help="passes of each suite")
     common = parser.parse_args(args)
     shared = ["--quick"] if common.quick else []
     if common.passes is not None:

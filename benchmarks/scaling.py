@@ -194,8 +194,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rebuild", action="store_true", help="rebuild the populations even if cached"
     )
     args = parser.parse_args(argv)
-    if args.passes is not None and args.passes < 1:
-        parser.error("--passes must be at least 1")
     if args.store_size and min(args.store_size) < 10_000:
         parser.error("--store-size must be at least 10000")
     if args.compliance_size and min(args.compliance_size) < LAYOUT.special:

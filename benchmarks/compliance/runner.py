@@ -330,8 +330,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rebuild", action="store_true", help="rebuild the populations even if cached"
     )
     args = parser.parse_args(argv)
-    if args.passes is not None and args.passes < 1:
-        parser.error("--passes must be at least 1")
     if args.size and min(args.size) < LAYOUT.special:
         parser.error(f"--size must be at least {LAYOUT.special}")
     return args

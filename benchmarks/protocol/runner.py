@@ -279,6 +279,17 @@ def machine() -> dict[str, Any]:
     }
 
 
+def passes_option(text: str) -> int:
+    """``--passes N``: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def add_run_options(
     parser: argparse.ArgumentParser, *, quick_help: str, default_json: Path
 ) -> None:
@@ -286,7 +297,7 @@ def add_run_options(
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument(
         "--passes",
-        type=int,
+        type=passes_option,
         default=None,
         metavar="N",
         help="run every pair N times, in turn, and report its best pass "
@@ -327,8 +338,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"run only this implementation (repeatable): {', '.join(IMPLEMENTATIONS)}",
     )
     args = parser.parse_args(argv)
-    if args.passes is not None and args.passes < 1:
-        parser.error("--passes must be at least 1")
     return args
 
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from itertools import groupby
+from itertools import groupby, product
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
@@ -107,10 +107,7 @@ def _message_params(
 
 #: The message INSERT for each pattern of NULLs in the nullable columns.
 _INSERT_MESSAGE: dict[tuple[bool, ...], str] = {
-    (r, t, e): _insert_message((r, t, e))
-    for r in (False, True)
-    for t in (False, True)
-    for e in (False, True)
+    nulls: _insert_message(nulls) for nulls in product((False, True), repeat=len(_NULLABLE))
 }
 #: How the hot statements pass blobs to sqlcipher3. It binds a ``bytearray`` directly, but first
 #: looks every ``bytes`` parameter up in its adapter registry (two failed attribute lookups,
